@@ -1,0 +1,43 @@
+"""noisy-neighbor: per-cgroup CPU run-queue latency from eBPF.
+
+Find the container next door that makes yours wait::
+
+    import noisy_neighbor as nn
+    with nn.RunqProbe() as probe:
+        time.sleep(5)
+        for hist in probe.histograms().values():
+            print(hist)
+"""
+
+from __future__ import annotations
+
+from ._native import __version__
+from .cgroupfs import CgroupTree, find_cgroup2_mount
+from .errors import (
+    AttachError,
+    BtfUnavailableError,
+    CgroupNotFoundError,
+    KernelTooOldError,
+    NoisyNeighborError,
+    PrivilegeError,
+    ProbeLoadError,
+    ProbeStateError,
+)
+from .histogram import CgroupHistogram
+from .probe import RunqProbe
+
+__all__ = [
+    "AttachError",
+    "BtfUnavailableError",
+    "CgroupHistogram",
+    "CgroupNotFoundError",
+    "CgroupTree",
+    "KernelTooOldError",
+    "NoisyNeighborError",
+    "PrivilegeError",
+    "ProbeLoadError",
+    "ProbeStateError",
+    "RunqProbe",
+    "__version__",
+    "find_cgroup2_mount",
+]

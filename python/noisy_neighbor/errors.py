@@ -1,0 +1,47 @@
+"""The exception hierarchy: every error noisy-neighbor raises on purpose is a
+:class:`NoisyNeighborError`, and its message says what to do next."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AttachError",
+    "BtfUnavailableError",
+    "CgroupNotFoundError",
+    "KernelTooOldError",
+    "NoisyNeighborError",
+    "PrivilegeError",
+    "ProbeLoadError",
+    "ProbeStateError",
+]
+
+
+class NoisyNeighborError(Exception):
+    """Base class of every noisy-neighbor error."""
+
+
+class PrivilegeError(NoisyNeighborError, PermissionError):
+    """Loading BPF needs root, or CAP_BPF and CAP_PERFMON."""
+
+
+class BtfUnavailableError(NoisyNeighborError):
+    """The kernel exposes no BTF (/sys/kernel/btf/vmlinux), which CO-RE needs."""
+
+
+class KernelTooOldError(NoisyNeighborError):
+    """The kernel lacks a feature the probe needs (a kfunc, sched_info)."""
+
+
+class ProbeLoadError(NoisyNeighborError):
+    """The kernel (usually the verifier) rejected a BPF program."""
+
+
+class AttachError(NoisyNeighborError):
+    """A BPF program loaded but could not be attached to its hook."""
+
+
+class ProbeStateError(NoisyNeighborError, RuntimeError):
+    """A call that needs a started probe was made on one that is not."""
+
+
+class CgroupNotFoundError(NoisyNeighborError, LookupError):
+    """A cgroup given by path or id does not exist under the cgroup2 mount."""

@@ -1,0 +1,137 @@
+"""The run-queue latency probe as analysts use it: a context manager that loads
+the BPF probe on enter and unloads it on exit, and hands back per-cgroup
+histograms with their cgroup paths."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import TracebackType
+
+from . import _native
+from .cgroupfs import CgroupTree
+from .errors import ProbeStateError
+from .histogram import CgroupHistogram
+
+__all__ = ["METHODS", "RunqProbe"]
+
+#: Ways of measuring a wait; see ``src/bpf/runq.bpf.c``.
+METHODS = ("auto", "sched_info", "wakeup")
+
+
+class RunqProbe:
+    """Per-cgroup CPU run-queue latency, measured in the kernel.
+
+    >>> with RunqProbe() as probe:          # doctest: +SKIP
+    ...     time.sleep(5)
+    ...     hists = probe.histograms()      # {cgroup_id: CgroupHistogram}
+
+    Args:
+        method: ``"sched_info"`` reads the kernel's own enqueue stamps (exact,
+            same meaning as /proc/<pid>/schedstat); ``"wakeup"`` times wakeups
+            itself (for kernels without CONFIG_SCHED_INFO); ``"auto"`` picks the
+            first the kernel supports.
+        cgroups: only record waits of tasks in these cgroups (paths relative to
+            the cgroup2 mount, or ids) and of the cgroups below them that exist
+            when the probe starts. The filter tests the task that waited.
+        max_cgroups: capacity of the kernel's per-cgroup map; waits of cgroups
+            beyond it are counted in ``stats()["failed_updates"]``.
+    """
+
+    def __init__(
+        self,
+        *,
+        method: str = "auto",
+        cgroups: Iterable[str | int] | None = None,
+        max_cgroups: int = 10240,
+    ) -> None:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+        if max_cgroups < 1:
+            raise ValueError(f"max_cgroups must be at least 1, got {max_cgroups}")
+        self.requested_method = method
+        self.max_cgroups = max_cgroups
+        self._cgroups = None if cgroups is None else list(cgroups)
+        self._tree: CgroupTree | None = None
+        self._core: _native.RunqCore | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> RunqProbe:
+        """Loads and attaches the probe. Raises a :class:`NoisyNeighborError`
+        subclass that says what to do when that is not possible."""
+        if self._core is not None and self._core.running:
+            raise ProbeStateError("the probe is already running; stop() it first")
+        self._tree = CgroupTree()
+        cgroup_ids = None if self._cgroups is None else self._filter_ids(self._cgroups)
+        self._core = _native.RunqCore(self.requested_method, cgroup_ids, self.max_cgroups)
+        return self
+
+    def stop(self) -> None:
+        """Detaches and unloads the probe. Readings stay available."""
+        if self._core is not None:
+            self._core.stop()
+
+    def __enter__(self) -> RunqProbe:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._core is not None and self._core.running
+
+    @property
+    def method(self) -> str:
+        """The method in use once started (``"sched_info"`` or ``"wakeup"``)."""
+        return self._core.method if self._core is not None else self.requested_method
+
+    # -- readings ----------------------------------------------------------
+
+    def _started_core(self) -> _native.RunqCore:
+        if self._core is None:
+            raise ProbeStateError("the probe was never started: use `with RunqProbe() as p:`")
+        return self._core
+
+    def histograms(self) -> dict[int, CgroupHistogram]:
+        """Every cgroup's histogram since start, keyed by cgroup id."""
+        core = self._started_core()
+        assert self._tree is not None
+        return {
+            cgroup_id: CgroupHistogram(
+                cgroup_id=cgroup_id,
+                slots=slots,
+                count=count,
+                total_ns=total_ns,
+                max_ns=max_ns,
+                comm=comm,
+                cgroup_name=cgroup_name,
+                cgroup_path=self._tree.path(cgroup_id),
+            )
+            for cgroup_id, slots, count, total_ns, max_ns, comm, cgroup_name in core.histograms()
+        }
+
+    def stats(self) -> dict[str, int]:
+        """Kernel-side counters: ``switches`` seen, ``waits`` measured, waits
+        ``filtered`` out, ``failed_updates`` (histogram map full) and
+        ``failed_task_storage`` (per-task state could not be created)."""
+        return dict(self._started_core().counters())
+
+    def _filter_ids(self, cgroups: list[str | int]) -> list[int]:
+        assert self._tree is not None
+        ids: list[int] = []
+        for cgroup in cgroups:
+            if isinstance(cgroup, int):
+                ids.append(cgroup)
+            else:
+                ids.extend(self._tree.subtree_ids(cgroup))
+        return sorted(set(ids))
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<RunqProbe method={self.method!r} {state}>"

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Run-queue latency per cgroup: how long each task waited between becoming
+ * runnable and getting a CPU, aggregated in the kernel per cgroup v2 id of the
+ * task that waited.
+ *
+ * Two methods, chosen by the host (only one set of programs is loaded):
+ *
+ * sched_info (default): the kernel already stamps every enqueue in
+ *   task->sched_info.last_queued (run-queue clock) and adds
+ *   rq->clock - last_queued to the task's run_delay when it gets the CPU, just
+ *   after the sched_switch tracepoint. Reading the same two values here gives
+ *   exactly the wait /proc/<pid>/schedstat reports, preemption included, with no
+ *   wakeup hook. When a waiting task migrates, the kernel adds the wait so far to
+ *   run_delay and restarts last_queued on the new CPU; per-task storage keeps the
+ *   run_delay seen at the last switch-in so that part is added back.
+ *   Clock caveat: after a wakeup that preempts the running task, the kernel skips
+ *   the next clock update (rq_clock_skip_update), so one wait can be a few
+ *   microseconds off wall-clock time; sums stay exact against schedstat.
+ *
+ * wakeup (fallback for kernels without CONFIG_SCHED_INFO): stamp
+ *   bpf_ktime_get_ns() in task storage at sched_wakeup / sched_wakeup_new and
+ *   when a preempted task is put back (prev still TASK_RUNNING), and measure at
+ *   sched_switch. Wall-clock waits; costs three hooks instead of one.
+ */
+#include <vmlinux.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "core_fixes.bpf.h"
+#include "runq.h"
+
+#define TASK_RUNNING 0
+/* Default capacity; the host resizes it before load (RunqProbe(max_cgroups=)). */
+#define RUNQ_DEFAULT_MAX_CGROUPS 10240
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by the host before load: only record waits of cgroups in cgroup_filter. */
+const volatile bool filter_cgroups = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RUNQ_DEFAULT_MAX_CGROUPS);
+	__type(key, __u64); /* cgroup v2 id of the task that waited */
+	__type(value, struct runq_hist);
+} runq_hists SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RUNQ_DEFAULT_MAX_CGROUPS);
+	__type(key, __u64);
+	__type(value, __u8);
+} cgroup_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct runq_counters);
+} counters SEC(".maps");
+
+/* Per-task state, freed by the kernel when the task exits: no pid-keyed table
+ * to fill up, no ghosts after pid reuse. */
+struct task_wait {
+	__u64 enqueued_ns;    /* wakeup method: when it became runnable, 0 if not queued */
+	__u64 run_delay_seen; /* sched_info method: run_delay after its last switch-in */
+	__u8 seen;            /* run_delay_seen is valid */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_wait);
+} task_waits SEC(".maps");
+
+/* Zeroed template for new histogram entries; too big for the 512-byte stack. */
+static struct runq_hist zero_hist;
+
+void bpf_rcu_read_lock(void) __ksym;
+void bpf_rcu_read_unlock(void) __ksym;
+
+/* This CPU's counters. Tracepoints run with preemption off, so plain
+ * increments are safe. The lookup of a one-entry per-CPU array cannot fail;
+ * the fallback only satisfies the verifier. */
+static struct runq_counters discarded_counters;
+
+static __always_inline struct runq_counters *cpu_counters(void)
+{
+	__u32 zero = 0;
+	struct runq_counters *counters_p = bpf_map_lookup_elem(&counters, &zero);
+
+	return counters_p ? counters_p : &discarded_counters;
+}
+
+static __always_inline __u64 task_cgroup_id(struct task_struct *task)
+{
+	__u64 id;
+
+	bpf_rcu_read_lock();
+	id = task->cgroups->dfl_cgrp->kn->id;
+	bpf_rcu_read_unlock();
+	return id;
+}
+
+static __always_inline __u32 log2_slot(__u64 v)
+{
+	__u32 slot = 0;
+
+	/* Branch-free binary search for the highest set bit. */
+	if (v >> 32) { v >>= 32; slot += 32; }
+	if (v >> 16) { v >>= 16; slot += 16; }
+	if (v >> 8) { v >>= 8; slot += 8; }
+	if (v >> 4) { v >>= 4; slot += 4; }
+	if (v >> 2) { v >>= 2; slot += 2; }
+	if (v >> 1) { slot += 1; }
+	return slot;
+}
+
+static __always_inline struct runq_hist *hist_of(__u64 cgroup_id, struct task_struct *task)
+{
+	struct runq_hist *hist = bpf_map_lookup_elem(&runq_hists, &cgroup_id);
+	const char *name;
+	long err;
+
+	if (hist)
+		return hist;
+	err = bpf_map_update_elem(&runq_hists, &cgroup_id, &zero_hist, BPF_NOEXIST);
+	if (err && err != -17 /* EEXIST: another CPU created it first */) {
+		cpu_counters()->failed_updates++;
+		return NULL;
+	}
+	hist = bpf_map_lookup_elem(&runq_hists, &cgroup_id);
+	if (!hist) {
+		cpu_counters()->failed_updates++;
+		return NULL;
+	}
+	/* The name is read once, when the cgroup is first seen, not on every switch. */
+	bpf_rcu_read_lock();
+	name = task->cgroups->dfl_cgrp->kn->name;
+	bpf_rcu_read_unlock();
+	bpf_probe_read_kernel_str(hist->cgroup_name, sizeof(hist->cgroup_name), name);
+	return hist;
+}
+
+static __always_inline void record_wait(struct task_struct *waiter, __u64 wait_ns)
+{
+	__u64 cgroup_id = task_cgroup_id(waiter);
+	struct runq_hist *hist;
+	__u64 max;
+
+	struct runq_counters *cnt = cpu_counters();
+
+	cnt->waits++;
+	if (filter_cgroups && !bpf_map_lookup_elem(&cgroup_filter, &cgroup_id)) {
+		cnt->filtered++;
+		return;
+	}
+	hist = hist_of(cgroup_id, waiter);
+	if (!hist)
+		return;
+
+	__sync_fetch_and_add(&hist->slots[log2_slot(wait_ns) & (RUNQ_MAX_SLOTS - 1)], 1);
+	__sync_fetch_and_add(&hist->count, 1);
+	__sync_fetch_and_add(&hist->total_ns, wait_ns);
+	/* Lock-free max; a few retries suffice, as only other CPUs can race us. */
+	max = hist->max_ns;
+	for (int i = 0; i < 8 && wait_ns > max; i++) {
+		__u64 seen = __sync_val_compare_and_swap(&hist->max_ns, max, wait_ns);
+
+		if (seen == max)
+			break;
+		max = seen;
+	}
+	bpf_probe_read_kernel(hist->comm, sizeof(hist->comm), waiter->comm);
+}
+
+/* --- sched_info method ------------------------------------------------------ */
+
+static __always_inline void switch_sched_info(struct task_struct *next, struct rq *rq)
+{
+	struct task_wait *state;
+	__u64 last_queued, run_delay, wait_ns;
+
+	cpu_counters()->switches++;
+	/* Not queued (e.g. the idle task): the kernel counts no wait either. */
+	last_queued = next->sched_info.last_queued;
+	if (!last_queued || !rq)
+		return;
+	wait_ns = rq->clock - last_queued;
+
+	run_delay = next->sched_info.run_delay;
+	state = bpf_task_storage_get(&task_waits, next, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (state) {
+		/* Growth since the last switch-in is wait the kernel booked when the
+		 * task migrated while queued; it is part of this wait. */
+		__u64 this_queue_ns = wait_ns;
+
+		if (state->seen && run_delay > state->run_delay_seen)
+			wait_ns += run_delay - state->run_delay_seen;
+		/* The kernel adds this wait to run_delay right after the tracepoint. */
+		state->run_delay_seen = run_delay + this_queue_ns;
+		state->seen = 1;
+	} else {
+		cpu_counters()->failed_task_storage++;
+	}
+	record_wait(next, wait_ns);
+}
+
+/* Two flavours that differ only in how they find this CPU's run queue; the host
+ * loads one (see core_fixes.bpf.h). */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(nn_switch_si, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	switch_sched_info(next, this_rq_from_task(next));
+	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(nn_switch_si_pc, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	switch_sched_info(next, this_rq_percpu());
+	return 0;
+}
+
+/* --- wakeup method ---------------------------------------------------------- */
+
+static __always_inline void stamp_enqueue(struct task_struct *task, __u64 now)
+{
+	struct task_wait *state;
+
+	if (!task->pid) /* the idle task is never queued */
+		return;
+	state = bpf_task_storage_get(&task_waits, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!state) {
+		cpu_counters()->failed_task_storage++;
+		return;
+	}
+	state->enqueued_ns = now;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(nn_wakeup, struct task_struct *task)
+{
+	stamp_enqueue(task, bpf_ktime_get_ns());
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(nn_wakeup_new, struct task_struct *task)
+{
+	stamp_enqueue(task, bpf_ktime_get_ns());
+	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(nn_switch_wk, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct task_wait *state;
+	__u64 wait_ns;
+
+	cpu_counters()->switches++;
+	/* A preempted task goes straight back on the run queue. The `preempt`
+	 * argument is rarely set on current kernels; the state is what tells. */
+	if (preempt || get_task_state(prev) == TASK_RUNNING)
+		stamp_enqueue(prev, now);
+
+	if (!next->pid)
+		return 0;
+	state = bpf_task_storage_get(&task_waits, next, 0, 0);
+	if (!state || !state->enqueued_ns)
+		return 0;
+	wait_ns = now - state->enqueued_ns;
+	state->enqueued_ns = 0;
+	record_wait(next, wait_ns);
+	return 0;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Wire types of the run-queue latency probe: the single definition shared by
+ * runq.bpf.c and the Rust host (which uses the skeleton's generated types).
+ */
+#ifndef __NN_RUNQ_H
+#define __NN_RUNQ_H
+
+/* log2 buckets of nanoseconds: slot i counts waits in [2^i, 2^(i+1)), slot 0
+ * also counts 0. 64 slots cover every u64, so no wait is ever clipped. */
+#define RUNQ_MAX_SLOTS 64
+#define RUNQ_COMM_LEN 16
+/* Long enough for `docker-<64 hex>.scope` and `kubepods-besteffort-pod<uid>.slice`. */
+#define RUNQ_CGROUP_NAME_LEN 128
+
+/* Value of the per-cgroup map: everything a switch updates is in one value, so a
+ * measured wait costs a single hash lookup. */
+struct runq_hist {
+	__u64 slots[RUNQ_MAX_SLOTS];
+	__u64 count;
+	__u64 total_ns;
+	__u64 max_ns;
+	/* comm of the last task of this cgroup that waited */
+	char comm[RUNQ_COMM_LEN];
+	/* kernfs name of the cgroup (last path component), read when first seen */
+	char cgroup_name[RUNQ_CGROUP_NAME_LEN];
+};
+
+/* Value of the single-entry per-CPU `counters` array: every loss has its own
+ * counter, summed over CPUs by the host. */
+struct runq_counters {
+	__u64 switches;            /* sched_switch runs seen */
+	__u64 waits;               /* waits measured (before the cgroup filter) */
+	__u64 filtered;            /* waits of cgroups outside the filter */
+	__u64 failed_updates;      /* histogram map full: wait not recorded */
+	__u64 failed_task_storage; /* per-task state could not be created */
+};
+
+#endif /* __NN_RUNQ_H */

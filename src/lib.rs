@@ -1,0 +1,25 @@
+//! `noisy_neighbor._native`: the Rust core of noisy-neighbor. This file only
+//! declares the Python module; each concern lives in its own file.
+
+mod errors;
+mod kernel;
+mod libbpf_log;
+mod py_runq;
+mod runq_probe;
+mod runq_skel;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+mod _native {
+    #[pymodule_export]
+    use crate::py_runq::PyRunqCore;
+
+    use pyo3::prelude::*;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        Ok(())
+    }
+}

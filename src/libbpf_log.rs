@@ -1,0 +1,35 @@
+//! Captures libbpf's messages (the verifier log among them) instead of letting
+//! them go to the host's stderr, so a load failure can quote the kernel's reason.
+
+use std::sync::Mutex;
+
+use libbpf_rs::PrintLevel;
+
+/// Lines kept: enough for the tail of a verifier log.
+const KEPT_LINES: usize = 200;
+
+static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn capture(_level: PrintLevel, message: String) {
+    // Never panic here: this is called from C. A poisoned lock still holds data.
+    let mut log = LOG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    log.extend(message.lines().map(str::to_owned));
+    let excess = log.len().saturating_sub(KEPT_LINES);
+    log.drain(..excess);
+}
+
+/// Routes libbpf's messages (debug level included, for the verifier log) into
+/// the capture buffer and clears it.
+pub fn start_capture() {
+    LOG.lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clear();
+    libbpf_rs::set_print(Some((PrintLevel::Info, capture)));
+}
+
+/// The last `lines` captured lines, joined for an error message.
+pub fn tail(lines: usize) -> String {
+    let log = LOG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let start = log.len().saturating_sub(lines);
+    log[start..].join("\n")
+}
