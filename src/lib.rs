@@ -7,6 +7,7 @@ mod libbpf_log;
 mod py_runq;
 mod runq_probe;
 mod runq_skel;
+mod unload;
 
 use pyo3::prelude::*;
 

@@ -8,6 +8,7 @@
 use std::mem::MaybeUninit;
 use std::thread;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam_channel::bounded;
 use crossbeam_channel::Receiver;
@@ -27,6 +28,11 @@ use crate::libbpf_log;
 use crate::runq_skel::types::runq_counters;
 use crate::runq_skel::types::runq_hist;
 use crate::runq_skel::RunqSkelBuilder;
+use crate::unload;
+
+/// How long stop() waits for the kernel to free the programs (it takes tens of
+/// milliseconds; the bound only keeps a wedged kernel from hanging Python).
+const UNLOAD_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How a wait is measured (see `src/bpf/runq.bpf.c`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,9 +285,12 @@ fn own_probe(
     if ready.send(handles).is_err() || failed {
         return;
     }
+    let program_ids = unload::loaded_program_ids(skel.object());
     let _ = stop.recv();
-    // Dropping the skeleton destroys the links and unloads the programs.
+    // Dropping the skeleton destroys the links and unloads the programs; the
+    // kernel frees them after a grace period, which stop() waits out.
     drop(skel);
+    unload::wait_until_unloaded(&program_ids, UNLOAD_TIMEOUT);
 }
 
 fn load_and_attach<'obj>(

@@ -1,19 +1,25 @@
-"""Type stubs of the Rust core (``noisy_neighbor._native``)."""
+"""Type stubs of the Rust core (``noisy_neighbor._native``), checked against the
+built module by ``mypy.stubtest`` in the test suite."""
+
+from typing import final
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import Self
 
+__all__ = ["RunqCore", "__version__"]
 __version__: str
 
+@final
 class RunqCore:
     """Loads, attaches and reads the run-queue latency probe."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         method: str = "auto",
         cgroup_ids: list[int] | None = None,
         max_cgroups: int = 10240,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def method(self) -> str: ...
     @property

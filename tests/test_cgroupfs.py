@@ -1,0 +1,59 @@
+"""Finding the cgroup2 mount and mapping ids to paths."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from noisy_neighbor.cgroupfs import CgroupTree, find_cgroup2_mount, parse_mountinfo
+from noisy_neighbor.errors import CgroupNotFoundError
+
+HYBRID = """\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+"""
+PURE_V2 = """\
+25 30 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate
+"""
+ESCAPED = "50 1 0:40 / /mnt/my\\040cgroups rw - cgroup2 none rw\nmalformed line\n"
+
+
+def test_parses_optional_fields_and_escapes() -> None:
+    (mount,) = parse_mountinfo(PURE_V2)
+    assert (mount.mount_point, mount.fs_type) == ("/sys/fs/cgroup", "cgroup2")
+    (escaped,) = parse_mountinfo(ESCAPED)
+    assert escaped.mount_point == "/mnt/my cgroups"
+
+
+@pytest.mark.parametrize(
+    ("mountinfo", "expected"),
+    [(HYBRID, "/sys/fs/cgroup/unified"), (PURE_V2, "/sys/fs/cgroup")],
+)
+def test_finds_the_cgroup2_mount(tmp_path, mountinfo: str, expected: str) -> None:
+    path = tmp_path / "mountinfo"
+    path.write_text(mountinfo)
+    assert find_cgroup2_mount(str(path)) == expected
+
+
+def test_no_cgroup2_mount_is_a_clear_error(tmp_path) -> None:
+    path = tmp_path / "mountinfo"
+    path.write_text(HYBRID.replace("cgroup2 cgroup2", "cgroup cgroup"))
+    with pytest.raises(CgroupNotFoundError, match="mount -t cgroup2"):
+        find_cgroup2_mount(str(path))
+
+
+@pytest.mark.bpf  # creates real cgroups: needs root
+def test_ids_are_inodes_and_removed_cgroups_keep_their_last_path(make_cgroup) -> None:
+    cgroup = make_cgroup()
+    tree = CgroupTree(rescan_interval=0)
+    assert tree.path(1) == "/"
+    assert tree.id_of(cgroup.path) == cgroup.id == os.stat(cgroup.abspath).st_ino
+    assert tree.path(cgroup.id) == cgroup.path
+    assert cgroup.id in tree.subtree_ids("/")
+    cgroup.remove()
+    assert tree.path(cgroup.id) is None
+    assert tree.last_known_path(cgroup.id) == cgroup.path
+    with pytest.raises(CgroupNotFoundError, match="relative to the cgroup2"):
+        tree.id_of(cgroup.path)

@@ -1,0 +1,78 @@
+"""The noisy-neighbor command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from noisy_neighbor.cli import build_parser
+from noisy_neighbor.testing import CPU_HOG
+
+CLI = [sys.executable, "-m", "noisy_neighbor"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["runqlat", "--interval", "0"], ["runqlat", "--count", "-1"], ["runqlat", "--unit", "s"], []],
+)
+def test_bad_arguments_exit_with_usage(argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(argv)
+    assert exc.value.code == 2
+    assert "usage: noisy-neighbor" in capsys.readouterr().err
+
+
+@pytest.mark.bpf
+def test_runqlat_json_gives_one_object_per_interval(make_cgroup) -> None:
+    busy = make_cgroup()
+    busy.run(CPU_HOG)
+    busy.run(CPU_HOG)
+    busy.run(CPU_HOG)  # three hogs on two CPUs always wait
+    out = subprocess.run(
+        [*CLI, "runqlat", "--interval", "0.5", "--count", "2", "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    records = [json.loads(line) for line in out.splitlines()]
+    assert len(records) == 2
+    for record in records:
+        assert record["method"] == "sched_info"
+        assert record["stats"]["failed_updates"] == 0
+        ours = [c for c in record["cgroups"] if c["cgroup_id"] == busy.id]
+        assert ours and ours[0]["cgroup_path"] == busy.path and ours[0]["count"] > 0
+        totals = [c["total_ns"] for c in record["cgroups"]]
+        assert totals == sorted(totals, reverse=True)  # busiest first
+
+
+@pytest.mark.bpf
+def test_runqlat_text_prints_the_seed_table(make_cgroup) -> None:
+    busy = make_cgroup()
+    busy.run(CPU_HOG)
+    busy.run(CPU_HOG)
+    busy.run(CPU_HOG)
+    out = subprocess.run(
+        [
+            *CLI,
+            "runqlat",
+            "--interval",
+            "0.5",
+            "--count",
+            "1",
+            "--unit",
+            "ms",
+            "--cgroup",
+            busy.path,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert f"key = {busy.id}\ncomm = sh\n" in out
+    assert f"cgroup_path = {busy.path}" in out
+    assert "(msecs)" in out and "|****" in out
