@@ -8,69 +8,16 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 
 import pytest
 
 import noisy_neighbor as nn
-from noisy_neighbor.testing import CPU_HOG, TestCgroup, periodic_sleeper, read_schedstat
+from noisy_neighbor.testing import CPU_HOG, measure_window, periodic_sleeper
 
 pytestmark = pytest.mark.bpf
 
 LAST_CPU = (os.cpu_count() or 1) - 1
 OUR_PROGRAMS = {"nn_switch_si", "nn_switch_si_pc", "nn_switch_wk", "nn_wakeup", "nn_wakeup_new"}
-
-
-@dataclass
-class Window:
-    """What the probe and the kernel each saw of one cgroup over a window."""
-
-    probe_wait_ns: int
-    probe_count: int
-    kernel_wait_ns: int
-    kernel_pcount: int
-
-    @property
-    def relative_error(self) -> float:
-        return abs(self.probe_wait_ns - self.kernel_wait_ns) / self.kernel_wait_ns
-
-
-def measure(probe: nn.RunqProbe, cgroups: list[TestCgroup], seconds: float) -> list[Window]:
-    """Runs the cgroups for ``seconds`` between two frozen moments.
-
-    A frozen cgroup has no task running or queued, so no wait is half-counted at
-    either edge: the probe's histogram and the kernel's run_delay are both read
-    when they cannot move, and their differences cover exactly the same waits.
-    """
-
-    def snapshot() -> tuple[dict[int, nn.CgroupHistogram], dict[int, tuple[int, int]]]:
-        for cgroup in cgroups:
-            cgroup.freeze()
-        hists = probe.histograms()
-        kernel = {}
-        for cgroup in cgroups:
-            stats = [read_schedstat(tid) for tid in cgroup.threads()]
-            kernel[cgroup.id] = (sum(s.run_delay_ns for s in stats), sum(s.pcount for s in stats))
-        return hists, kernel
-
-    hists0, kernel0 = snapshot()
-    for cgroup in cgroups:
-        cgroup.thaw()
-    time.sleep(seconds)
-    hists1, kernel1 = snapshot()
-    windows = []
-    for cgroup in cgroups:
-        h1 = hists1[cgroup.id]
-        h0 = hists0.get(cgroup.id)
-        windows.append(
-            Window(
-                probe_wait_ns=h1.total_ns - (h0.total_ns if h0 else 0),
-                probe_count=h1.count - (h0.count if h0 else 0),
-                kernel_wait_ns=kernel1[cgroup.id][0] - kernel0[cgroup.id][0],
-                kernel_pcount=kernel1[cgroup.id][1] - kernel0[cgroup.id][1],
-            )
-        )
-    return windows
 
 
 def our_loaded_programs() -> set[str]:
@@ -88,7 +35,7 @@ def test_a_periodic_sleeper_shows_up_under_its_cgroup(make_cgroup, method: str) 
         assert probe.method == method
         victim.run(periodic_sleeper(period_s))
         time.sleep(0.3)  # let the interpreter start
-        (window,) = measure(probe, [victim], seconds)
+        (window,) = measure_window(probe, [victim], seconds)
         hist = probe.histograms()[victim.id]
     assert hist.cgroup_id == victim.id
     assert hist.cgroup_path == victim.path
@@ -125,7 +72,7 @@ def test_per_cgroup_wait_matches_schedstat(make_cgroup, method: str, pinned: boo
         for _ in range(2 if pinned else 3):
             neighbors.run(CPU_HOG, cpus=cpus)
         time.sleep(0.3)
-        windows = measure(probe, [victims, neighbors], seconds=3.0)
+        windows = measure_window(probe, [victims, neighbors], seconds=3.0)
         assert probe.stats()["failed_updates"] == 0
     for window in windows:
         # Contended CPU: every cgroup really waited (a second or more here).

@@ -64,13 +64,15 @@ def log2_percentile(slots: np.ndarray, q: float, max_ns: int | None = None) -> f
 def _format_bound(ns: int, per_unit: int) -> str:
     if per_unit == 1:
         return str(ns)
-    return f"{ns / per_unit:.4g}"
+    value = ns / per_unit
+    # Four significant digits below 1000, whole units above (never 1.6e+04).
+    return f"{value:.0f}" if value >= 1000 else f"{value:.4g}"
 
 
 def render_log2_hist(slots: np.ndarray, unit: str = "us") -> str:
     """The bcc/ecli table: ``(unit) : count distribution`` with a star bar.
 
-    Rows run from bucket 0 to the last non-empty bucket; bounds are shown in
+    Rows run from the first to the last non-empty bucket; bounds are shown in
     ``unit`` (buckets stay log2 of nanoseconds, so other units show decimals).
     """
     if unit not in UNITS:
@@ -80,17 +82,18 @@ def render_log2_hist(slots: np.ndarray, unit: str = "us") -> str:
     nonzero = np.flatnonzero(counts)
     if nonzero.size == 0:
         return f"{'(' + label + ')':>24} : count    distribution\n  (no waits)"
-    last = int(nonzero[-1])
+    first, last = int(nonzero[0]), int(nonzero[-1])
     peak = int(counts.max())
+    rows = range(first, last + 1)
     bounds = [
         (_format_bound(lo, per_unit), _format_bound(hi, per_unit))
-        for lo, hi in map(bucket_bounds_ns, range(last + 1))
+        for lo, hi in map(bucket_bounds_ns, rows)
     ]
     width_lo = max(10, max(len(lo) for lo, _ in bounds))
     width_hi = max(10, max(len(hi) for _, hi in bounds))
     label_width = width_lo + width_hi + 4
     lines = [f"{'(' + label + ')':>{label_width}} : count    distribution"]
-    for slot, (lo, hi) in enumerate(bounds):
+    for slot, (lo, hi) in zip(rows, bounds):
         count = int(counts[slot])
         bar = "*" * (count * _BAR_WIDTH // peak)  # bcc's scaling: floor, longest = full
         lines.append(f"{lo:>{width_lo}} -> {hi:<{width_hi}} : {count:<8} |{bar:<{_BAR_WIDTH}}|")

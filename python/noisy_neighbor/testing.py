@@ -21,8 +21,18 @@ from types import TracebackType
 
 from .cgroupfs import find_cgroup2_mount
 from .errors import NoisyNeighborError
+from .histogram import CgroupHistogram
+from .probe import RunqProbe
 
-__all__ = ["CPU_HOG", "Schedstat", "TestCgroup", "periodic_sleeper", "read_schedstat"]
+__all__ = [
+    "CPU_HOG",
+    "Schedstat",
+    "TestCgroup",
+    "Window",
+    "measure_window",
+    "periodic_sleeper",
+    "read_schedstat",
+]
 
 #: A single-threaded busy loop.
 CPU_HOG: list[str] = ["/bin/sh", "-c", "while :; do :; done"]
@@ -189,3 +199,61 @@ class TestCgroup:
 
     def __repr__(self) -> str:
         return f"<TestCgroup {self.path} id={self.id}>"
+
+
+@dataclass(frozen=True)
+class Window:
+    """What the probe and the kernel each saw of one cgroup over a window."""
+
+    probe_wait_ns: int
+    probe_count: int
+    kernel_wait_ns: int
+    kernel_pcount: int
+
+    @property
+    def relative_error(self) -> float:
+        """|probe - kernel| / kernel, of the total wait."""
+        return abs(self.probe_wait_ns - self.kernel_wait_ns) / self.kernel_wait_ns
+
+
+def measure_window(probe: RunqProbe, cgroups: list[TestCgroup], seconds: float) -> list[Window]:
+    """Runs the (frozen or running) cgroups for ``seconds`` between two frozen
+    moments, and returns, per cgroup, the probe's and the kernel's accounts.
+
+    A frozen cgroup has no task running or queued, so no wait is half-counted at
+    either edge: the probe's histogram and the kernel's run_delay are both read
+    when they cannot move, and their differences cover exactly the same waits.
+    The cgroups are left frozen.
+    """
+
+    def snapshot() -> tuple[dict[int, CgroupHistogram], dict[int, Schedstat]]:
+        for cgroup in cgroups:
+            cgroup.freeze()
+        hists = probe.histograms()
+        kernel = {}
+        for cgroup in cgroups:
+            stats = [read_schedstat(tid) for tid in cgroup.threads()]
+            kernel[cgroup.id] = Schedstat(
+                cpu_ns=sum(s.cpu_ns for s in stats),
+                run_delay_ns=sum(s.run_delay_ns for s in stats),
+                pcount=sum(s.pcount for s in stats),
+            )
+        return hists, kernel
+
+    hists0, kernel0 = snapshot()
+    for cgroup in cgroups:
+        cgroup.thaw()
+    time.sleep(seconds)
+    hists1, kernel1 = snapshot()
+    windows = []
+    for cgroup in cgroups:
+        after, before = hists1.get(cgroup.id), hists0.get(cgroup.id)
+        windows.append(
+            Window(
+                probe_wait_ns=(after.total_ns if after else 0) - (before.total_ns if before else 0),
+                probe_count=(after.count if after else 0) - (before.count if before else 0),
+                kernel_wait_ns=kernel1[cgroup.id].run_delay_ns - kernel0[cgroup.id].run_delay_ns,
+                kernel_pcount=kernel1[cgroup.id].pcount - kernel0[cgroup.id].pcount,
+            )
+        )
+    return windows
