@@ -20,6 +20,15 @@ LAST_CPU = (os.cpu_count() or 1) - 1
 OUR_PROGRAMS = {"nn_switch_si", "nn_switch_si_pc", "nn_switch_wk", "nn_wakeup", "nn_wakeup_new"}
 
 
+# Tolerances: sched_info reads the very values the kernel adds to run_delay, so
+# only a wait the task-storage bookkeeping cannot see (a migration before the
+# task's first switch-in under the probe) can differ: 0.5% is the bound the
+# design promises. The wakeup method times with ktime instead of the run queue's
+# clock, which the kernel updates lazily (rq_clock_skip_update): microseconds
+# per wait, a few percent at most over thousands of short waits.
+TOLERANCE = {"sched_info": 0.005, "wakeup": 0.05}
+
+
 def our_loaded_programs() -> set[str]:
     out = subprocess.run(
         ["bpftool", "prog", "show", "--json"], check=True, capture_output=True, text=True
@@ -46,18 +55,13 @@ def test_a_periodic_sleeper_shows_up_under_its_cgroup(make_cgroup, method: str) 
     wakeups = seconds / period_s
     assert 0.8 * wakeups <= window.probe_count <= wakeups + 5
     if method == "sched_info":
-        # The kernel counts an arrival exactly when the probe measures a wait.
-        assert window.probe_count == window.kernel_pcount
+        # The kernel counts an arrival (pcount) when the probe measures a wait,
+        # but on this kernel it now and then books one more with zero wait that
+        # no sched_switch shows (seen: 1 window in ~12, always +1 with equal
+        # totals); hence 2, not 0. The total wait stays exact.
+        assert abs(window.probe_count - window.kernel_pcount) <= 2
+        assert window.relative_error <= TOLERANCE[method]
     assert hist.slots.sum() == hist.count
-
-
-# Tolerances: sched_info reads the very values the kernel adds to run_delay, so
-# only a wait the task-storage bookkeeping cannot see (a migration before the
-# task's first switch-in under the probe) can differ: 0.5% is the bound the
-# design promises. The wakeup method times with ktime instead of the run queue's
-# clock, which the kernel updates lazily (rq_clock_skip_update): microseconds
-# per wait, a few percent at most over thousands of short waits.
-TOLERANCE = {"sched_info": 0.005, "wakeup": 0.05}
 
 
 @pytest.mark.parametrize("pinned", [True, False], ids=["pinned", "unpinned"])

@@ -226,19 +226,30 @@ def measure_window(probe: RunqProbe, cgroups: list[TestCgroup], seconds: float) 
     The cgroups are left frozen.
     """
 
-    def snapshot() -> tuple[dict[int, CgroupHistogram], dict[int, Schedstat]]:
-        for cgroup in cgroups:
-            cgroup.freeze()
-        hists = probe.histograms()
-        kernel = {}
+    def kernel_view() -> dict[int, Schedstat]:
+        view = {}
         for cgroup in cgroups:
             stats = [read_schedstat(tid) for tid in cgroup.threads()]
-            kernel[cgroup.id] = Schedstat(
+            view[cgroup.id] = Schedstat(
                 cpu_ns=sum(s.cpu_ns for s in stats),
                 run_delay_ns=sum(s.run_delay_ns for s in stats),
                 pcount=sum(s.pcount for s in stats),
             )
-        return hists, kernel
+        return view
+
+    def snapshot() -> tuple[dict[int, CgroupHistogram], dict[int, Schedstat]]:
+        for cgroup in cgroups:
+            cgroup.freeze()
+        # cgroup.events says "frozen" as soon as each task has committed to
+        # stopping, which can be just before its last trip through the
+        # scheduler; so read the probe between two equal kernel readings.
+        for _ in range(100):
+            before = kernel_view()
+            hists = probe.histograms()
+            if kernel_view() == before:
+                return hists, before
+            time.sleep(0.01)
+        raise TimeoutError("frozen cgroups kept being scheduled")
 
     hists0, kernel0 = snapshot()
     for cgroup in cgroups:
