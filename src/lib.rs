@@ -1,10 +1,14 @@
 //! `noisy_neighbor._native`: the Rust core of noisy-neighbor. This file only
 //! declares the Python module; each concern lives in its own file.
 
+mod drain;
 mod errors;
+mod event_batch;
 mod kernel;
 mod libbpf_log;
+mod pod;
 mod py_runq;
+mod runq_loader;
 mod runq_probe;
 mod runq_skel;
 mod unload;

@@ -1,19 +1,91 @@
 //! Python binding of the run-queue probe core (`noisy_neighbor._native.RunqCore`);
-//! the public `noisy_neighbor.RunqProbe` wraps it with paths and histograms.
+//! the public `noisy_neighbor.RunqProbe` wraps it with paths, histograms and
+//! event batches.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use std::time::Instant;
+
+use crossbeam_channel::RecvTimeoutError;
 use numpy::IntoPyArray as _;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::errors::ProbeError;
+use crate::event_batch::EventColumns;
 use crate::runq_probe::Method;
 use crate::runq_probe::RunqConfig;
 use crate::runq_probe::RunqProbe;
+use crate::runq_probe::StreamConfig;
+
+/// Longest time the GIL is released in one go while waiting for a batch;
+/// signals (Ctrl-C) are checked between slices.
+const WAIT_SLICE: Duration = Duration::from_millis(50);
 
 /// Loads, attaches and reads the run-queue probe.
 #[pyclass(module = "noisy_neighbor._native", name = "RunqCore")]
 pub struct PyRunqCore {
     probe: RunqProbe,
+    stream_finished: AtomicBool,
+}
+
+fn stream_config(
+    ring_buffer_bytes: u64,
+    batch_events: usize,
+    batch_ms: f64,
+    rate_limit_ns: Option<u64>,
+    pending_batches: usize,
+) -> PyResult<StreamConfig> {
+    let page = 4096;
+    let ring_buffer_bytes = u32::try_from(ring_buffer_bytes)
+        .ok()
+        .filter(|&bytes| bytes >= page && bytes.is_power_of_two())
+        .ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "ring_buffer_bytes must be a power of two between 4096 and 2**31, got \
+                 {ring_buffer_bytes} (e.g. 16 << 20)"
+            ))
+        })?;
+    if batch_events == 0 {
+        return Err(PyValueError::new_err("batch_events must be at least 1"));
+    }
+    if !(batch_ms.is_finite() && batch_ms > 0.0) {
+        return Err(PyValueError::new_err(format!(
+            "batch_ms must be a positive number of milliseconds, got {batch_ms}"
+        )));
+    }
+    if pending_batches == 0 {
+        return Err(PyValueError::new_err("pending_batches must be at least 1"));
+    }
+    if rate_limit_ns == Some(0) {
+        return Err(PyValueError::new_err(
+            "rate_limit_ns must be positive, or None for no limit",
+        ));
+    }
+    Ok(StreamConfig {
+        ring_buffer_bytes,
+        batch_events,
+        batch_age: Duration::from_secs_f64(batch_ms / 1000.0),
+        rate_limit_ns: rate_limit_ns.unwrap_or(0),
+        pending_batches,
+    })
+}
+
+/// Hands each column to numpy without copying (the array takes the Vec).
+fn columns_to_dict(py: Python<'_>, columns: EventColumns) -> PyResult<Bound<'_, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("ts_ns", columns.ts_ns.into_pyarray(py))?;
+    dict.set_item("cpu", columns.cpu.into_pyarray(py))?;
+    dict.set_item("pid", columns.pid.into_pyarray(py))?;
+    dict.set_item("tgid", columns.tgid.into_pyarray(py))?;
+    dict.set_item("prev_pid", columns.prev_pid.into_pyarray(py))?;
+    dict.set_item("cgroup_id", columns.cgroup_id.into_pyarray(py))?;
+    dict.set_item("prev_cgroup_id", columns.prev_cgroup_id.into_pyarray(py))?;
+    dict.set_item("latency_ns", columns.latency_ns.into_pyarray(py))?;
+    dict.set_item("preempted", columns.preempted.into_pyarray(py))?;
+    Ok(dict)
 }
 
 #[pymethods]
@@ -21,12 +93,29 @@ impl PyRunqCore {
     /// Loads and attaches the probe; raises a NoisyNeighborError subclass that
     /// says what to do when the kernel or privileges do not allow it.
     #[new]
-    #[pyo3(signature = (method = "auto", cgroup_ids = None, max_cgroups = 10240))]
+    #[pyo3(signature = (
+        method = "auto",
+        cgroup_ids = None,
+        max_cgroups = 10240,
+        stream = false,
+        ring_buffer_bytes = 16 << 20,
+        batch_events = 65536,
+        batch_ms = 100.0,
+        rate_limit_ns = None,
+        pending_batches = 16,
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         method: &str,
         cgroup_ids: Option<Vec<u64>>,
         max_cgroups: u32,
+        stream: bool,
+        ring_buffer_bytes: u64,
+        batch_events: usize,
+        batch_ms: f64,
+        rate_limit_ns: Option<u64>,
+        pending_batches: usize,
     ) -> PyResult<Self> {
         let method = Method::parse(method).ok_or_else(|| {
             PyValueError::new_err(format!(
@@ -36,14 +125,29 @@ impl PyRunqCore {
         if max_cgroups == 0 {
             return Err(PyValueError::new_err("max_cgroups must be at least 1"));
         }
+        let stream = if stream {
+            Some(stream_config(
+                ring_buffer_bytes,
+                batch_events,
+                batch_ms,
+                rate_limit_ns,
+                pending_batches,
+            )?)
+        } else {
+            None
+        };
         let config = RunqConfig {
             method,
             cgroup_filter: cgroup_ids,
             max_cgroups,
+            stream,
         };
         // Loading runs the verifier, which can take a while: let Python run.
         let probe = py.detach(|| RunqProbe::start(config))?;
-        Ok(Self { probe })
+        Ok(Self {
+            probe,
+            stream_finished: AtomicBool::new(false),
+        })
     }
 
     /// The method in use: "sched_info" or "wakeup".
@@ -57,9 +161,88 @@ impl PyRunqCore {
         self.probe.is_running()
     }
 
-    /// Detaches and unloads the programs. Maps stay readable.
+    #[getter]
+    fn streaming(&self) -> bool {
+        self.probe.batches().is_some()
+    }
+
+    /// True once the probe has stopped and every batch has been taken.
+    #[getter]
+    fn stream_finished(&self) -> bool {
+        self.stream_finished.load(Relaxed)
+    }
+
+    /// Detaches and unloads the programs. Maps stay readable; batches already
+    /// made stay available to `next_batch`.
     fn stop(&mut self, py: Python<'_>) {
         py.detach(|| self.probe.stop());
+    }
+
+    /// The next batch of events as a dict of numpy columns, or None if none
+    /// came within `timeout` seconds (None: wait as long as the stream lasts)
+    /// or the stream has finished (see `stream_finished`). Waits without the
+    /// GIL, in slices, and raises KeyboardInterrupt on Ctrl-C.
+    #[pyo3(signature = (timeout = None))]
+    fn next_batch<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(receiver) = self.probe.batches() else {
+            return Err(ProbeError::State(
+                "this probe does not stream: create it with stream=True".to_string(),
+            )
+            .into());
+        };
+        let deadline = match timeout {
+            Some(t) if t.is_finite() && t >= 0.0 => {
+                Some(Instant::now() + Duration::from_secs_f64(t))
+            }
+            Some(t) => {
+                return Err(PyValueError::new_err(format!(
+                    "timeout must be a non-negative number of seconds or None, got {t}"
+                )))
+            }
+            None => None,
+        };
+        loop {
+            let slice = deadline.map_or(WAIT_SLICE, |d| {
+                d.saturating_duration_since(Instant::now()).min(WAIT_SLICE)
+            });
+            match py.detach(|| receiver.recv_timeout(slice)) {
+                Ok(columns) => return columns_to_dict(py, columns).map(Some),
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.stream_finished.store(true, Relaxed);
+                    return Ok(None);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            py.check_signals()?;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Kernel-side counters summed over CPUs, and what happened to streamed
+    /// records in user space.
+    fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let counters = py.detach(|| self.probe.counters())?;
+        let dict = PyDict::new(py);
+        for (name, value) in counters.named() {
+            dict.set_item(name, value)?;
+        }
+        let drain = self.probe.drain_stats();
+        dict.set_item("batches", drain.batches_sent.load(Relaxed))?;
+        dict.set_item("batched_events", drain.events_sent.load(Relaxed))?;
+        dict.set_item("dropped_batches", drain.dropped_batches.load(Relaxed))?;
+        dict.set_item(
+            "dropped_batch_events",
+            drain.dropped_batch_events.load(Relaxed),
+        )?;
+        dict.set_item("malformed_records", drain.malformed_records.load(Relaxed))?;
+        dict.set_item("ring_errors", drain.ring_errors.load(Relaxed))?;
+        Ok(dict)
     }
 
     /// Raw per-cgroup records: (cgroup_id, slots, count, total_ns, max_ns, comm,
@@ -96,21 +279,12 @@ impl PyRunqCore {
             .collect())
     }
 
-    /// Kernel-side counters summed over CPUs.
-    fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let counters = py.detach(|| self.probe.counters())?;
-        let dict = PyDict::new(py);
-        for (name, value) in counters.named() {
-            dict.set_item(name, value)?;
-        }
-        Ok(dict)
-    }
-
     fn __repr__(&self) -> String {
         format!(
-            "RunqCore(method={:?}, running={})",
+            "RunqCore(method={:?}, running={}, streaming={})",
             self.probe.method().name(),
-            self.probe.is_running()
+            self.probe.is_running(),
+            self.probe.batches().is_some()
         )
     }
 }

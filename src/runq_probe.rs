@@ -5,7 +5,7 @@
 //! probe itself keeps only duplicated map file descriptors, which are `Send`
 //! and stay readable after the programs are detached.
 
-use std::mem::MaybeUninit;
+use std::sync::Arc;
 use std::thread;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -13,26 +13,20 @@ use std::time::Duration;
 use crossbeam_channel::bounded;
 use crossbeam_channel::Receiver;
 use crossbeam_channel::Sender;
-use libbpf_rs::skel::OpenSkel as _;
-use libbpf_rs::skel::Skel as _;
-use libbpf_rs::skel::SkelBuilder as _;
 use libbpf_rs::Btf;
-use libbpf_rs::ErrorKind;
 use libbpf_rs::MapCore as _;
 use libbpf_rs::MapFlags;
-use libbpf_rs::MapHandle;
 
+use crate::drain::own_probe;
+use crate::drain::MapHandles;
+use crate::drain::StreamSink;
 use crate::errors::ProbeError;
+use crate::event_batch::DrainStats;
+use crate::event_batch::EventColumns;
 use crate::kernel;
-use crate::libbpf_log;
+use crate::pod::decode_pod;
 use crate::runq_skel::types::runq_counters;
 use crate::runq_skel::types::runq_hist;
-use crate::runq_skel::RunqSkelBuilder;
-use crate::unload;
-
-/// How long stop() waits for the kernel to free the programs (it takes tens of
-/// milliseconds; the bound only keeps a wedged kernel from hanging Python).
-const UNLOAD_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How a wait is measured (see `src/bpf/runq.bpf.c`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +57,7 @@ impl Method {
         }
     }
 
-    fn resolve(self, btf: &Btf<'_>) -> Result<Self, ProbeError> {
+    pub fn resolve(self, btf: &Btf<'_>) -> Result<Self, ProbeError> {
         let sched_info = kernel::sched_info_supported(btf);
         match self {
             Self::Auto if sched_info => Ok(Self::SchedInfo),
@@ -78,6 +72,21 @@ impl Method {
     }
 }
 
+/// How to stream events (see `RunqProbe(stream=True)`).
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Size of the events ring buffer: a power of two, at least a page.
+    pub ring_buffer_bytes: u32,
+    /// Ship a batch at this many events...
+    pub batch_events: usize,
+    /// ...or when its first event is this old.
+    pub batch_age: Duration,
+    /// At most one event per cgroup per CPU per this many ns (0: no limit).
+    pub rate_limit_ns: u64,
+    /// Batches waiting for Python before new ones are dropped (and counted).
+    pub pending_batches: usize,
+}
+
 /// What to load.
 #[derive(Debug, Clone)]
 pub struct RunqConfig {
@@ -87,6 +96,8 @@ pub struct RunqConfig {
     /// Capacity of the per-cgroup histogram map; waits of cgroups beyond it are
     /// counted in `failed_updates`.
     pub max_cgroups: u32,
+    /// Stream one event per wait, besides the histograms.
+    pub stream: Option<StreamConfig>,
 }
 
 /// One cgroup's histogram as the kernel aggregated it.
@@ -109,6 +120,9 @@ pub struct Counters {
     pub filtered: u64,
     pub failed_updates: u64,
     pub failed_task_storage: u64,
+    pub events: u64,
+    pub dropped_ringbuf: u64,
+    pub rate_limited: u64,
 }
 
 impl Counters {
@@ -118,24 +132,24 @@ impl Counters {
         self.filtered += cpu.filtered;
         self.failed_updates += cpu.failed_updates;
         self.failed_task_storage += cpu.failed_task_storage;
+        self.events += cpu.events;
+        self.dropped_ringbuf += cpu.dropped_ringbuf;
+        self.rate_limited += cpu.rate_limited;
     }
 
     /// Name and value of each counter, for Python's `stats()`.
-    pub fn named(&self) -> [(&'static str, u64); 5] {
+    pub fn named(&self) -> [(&'static str, u64); 8] {
         [
             ("switches", self.switches),
             ("waits", self.waits),
             ("filtered", self.filtered),
             ("failed_updates", self.failed_updates),
             ("failed_task_storage", self.failed_task_storage),
+            ("events", self.events),
+            ("dropped_ringbuf", self.dropped_ringbuf),
+            ("rate_limited", self.rate_limited),
         ]
     }
-}
-
-/// Map handles the owner thread hands out once the probe is attached.
-struct MapHandles {
-    hists: MapHandle,
-    counters: MapHandle,
 }
 
 /// A loaded and attached run-queue probe.
@@ -144,6 +158,8 @@ pub struct RunqProbe {
     maps: MapHandles,
     stop: Option<Sender<()>>,
     owner: Option<JoinHandle<()>>,
+    batches: Option<Receiver<EventColumns>>,
+    drain_stats: Arc<DrainStats>,
 }
 
 impl RunqProbe {
@@ -155,11 +171,23 @@ impl RunqProbe {
         kernel::check_kfuncs(&btf)?;
         let method = config.method.resolve(&btf)?;
 
+        let drain_stats = Arc::new(DrainStats::default());
+        let (sink, batches) = match &config.stream {
+            Some(stream) => {
+                let (sender, receiver) = bounded(stream.pending_batches);
+                let sink = StreamSink {
+                    sender,
+                    stats: Arc::clone(&drain_stats),
+                };
+                (Some(sink), Some(receiver))
+            }
+            None => (None, None),
+        };
         let (ready_tx, ready_rx) = bounded(1);
         let (stop_tx, stop_rx) = bounded::<()>(1);
         let owner = thread::Builder::new()
             .name("nn-runq".to_string())
-            .spawn(move || own_probe(&config, method, &ready_tx, &stop_rx))
+            .spawn(move || own_probe(&config, method, sink, &ready_tx, &stop_rx))
             .map_err(|err| ProbeError::Load(format!("cannot start the probe thread: {err}")))?;
         let ready = ready_rx.recv();
         match ready {
@@ -168,6 +196,8 @@ impl RunqProbe {
                 maps,
                 stop: Some(stop_tx),
                 owner: Some(owner),
+                batches,
+                drain_stats,
             }),
             Ok(Err(err)) => {
                 let _ = owner.join();
@@ -188,6 +218,17 @@ impl RunqProbe {
 
     pub fn is_running(&self) -> bool {
         self.owner.is_some()
+    }
+
+    /// The stream of event batches, if the probe streams. Disconnected (once
+    /// empty) after the probe stops.
+    pub fn batches(&self) -> Option<&Receiver<EventColumns>> {
+        self.batches.as_ref()
+    }
+
+    /// What happened to streamed records in user space.
+    pub fn drain_stats(&self) -> &DrainStats {
+        &self.drain_stats
     }
 
     /// Detaches and unloads the programs; the maps stay readable.
@@ -255,124 +296,6 @@ impl Drop for RunqProbe {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// Body of the owner thread: load, attach, report, then hold the skeleton until
-/// told to stop (or until the probe is dropped, which closes the channel).
-fn own_probe(
-    config: &RunqConfig,
-    method: Method,
-    ready: &Sender<Result<MapHandles, ProbeError>>,
-    stop: &Receiver<()>,
-) {
-    let mut storage = MaybeUninit::uninit();
-    let attached = load_and_attach(config, method, &mut storage);
-    let skel = match attached {
-        Ok(skel) => skel,
-        Err(err) => {
-            let _ = ready.send(Err(err));
-            return;
-        }
-    };
-    let handles = (|| {
-        Ok(MapHandles {
-            hists: MapHandle::try_from(&skel.maps.runq_hists)?,
-            counters: MapHandle::try_from(&skel.maps.counters)?,
-        })
-    })()
-    .map_err(|err: libbpf_rs::Error| ProbeError::Map(format!("duplicating map handles: {err}")));
-    let failed = handles.is_err();
-    if ready.send(handles).is_err() || failed {
-        return;
-    }
-    let program_ids = unload::loaded_program_ids(skel.object());
-    let _ = stop.recv();
-    // Dropping the skeleton destroys the links and unloads the programs; the
-    // kernel frees them after a grace period, which stop() waits out.
-    drop(skel);
-    unload::wait_until_unloaded(&program_ids, UNLOAD_TIMEOUT);
-}
-
-fn load_and_attach<'obj>(
-    config: &RunqConfig,
-    method: Method,
-    storage: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
-) -> Result<crate::runq_skel::RunqSkel<'obj>, ProbeError> {
-    libbpf_log::start_capture();
-    let mut open = RunqSkelBuilder::default()
-        .open(storage)
-        .map_err(|err| ProbeError::Load(format!("opening the runq probe: {err}")))?;
-
-    let sched_info = method == Method::SchedInfo;
-    let percpu_rq = sched_info && kernel::kallsyms_has("runqueues");
-    open.progs
-        .nn_switch_si
-        .set_autoload(sched_info && !percpu_rq);
-    open.progs.nn_switch_si_pc.set_autoload(percpu_rq);
-    open.progs.nn_switch_wk.set_autoload(!sched_info);
-    open.progs.nn_wakeup.set_autoload(!sched_info);
-    open.progs.nn_wakeup_new.set_autoload(!sched_info);
-    open.maps
-        .runq_hists
-        .set_max_entries(config.max_cgroups)
-        .map_err(|err| ProbeError::Load(format!("sizing runq_hists: {err}")))?;
-    if let Some(filter) = &config.cgroup_filter {
-        let rodata = open
-            .maps
-            .rodata_data
-            .as_deref_mut()
-            .ok_or_else(|| ProbeError::Load("the probe has no rodata".to_string()))?;
-        rodata.filter_cgroups = true;
-        let capacity = u32::try_from(filter.len().max(1)).unwrap_or(u32::MAX);
-        open.maps
-            .cgroup_filter
-            .set_max_entries(capacity)
-            .map_err(|err| ProbeError::Load(format!("sizing cgroup_filter: {err}")))?;
-    }
-
-    let mut skel = open.load().map_err(|err| load_error(&err))?;
-    for cgroup_id in config.cgroup_filter.iter().flatten() {
-        skel.maps
-            .cgroup_filter
-            .update(&cgroup_id.to_ne_bytes(), &[1], MapFlags::ANY)
-            .map_err(|err| ProbeError::Map(format!("filling cgroup_filter: {err}")))?;
-    }
-    skel.attach().map_err(|err| {
-        ProbeError::Attach(format!(
-            "attaching the runq probe to sched tracepoints failed: {err}; \
-             the kernel needs tp_btf support (Linux >= 5.5 with BTF)"
-        ))
-    })?;
-    Ok(skel)
-}
-
-fn load_error(err: &libbpf_rs::Error) -> ProbeError {
-    if err.kind() == ErrorKind::PermissionDenied {
-        return ProbeError::Privilege(format!(
-            "the kernel refused to load the probe ({err}): run as root or with \
-             CAP_BPF+CAP_PERFMON, and check kernel lockdown (/sys/kernel/security/lockdown)"
-        ));
-    }
-    ProbeError::Load(format!(
-        "the kernel rejected the runq probe: {err}\n--- libbpf/verifier log (tail) ---\n{}",
-        libbpf_log::tail(30)
-    ))
-}
-
-/// Plain-old-data wire types: repr(C), made only of integers and integer
-/// arrays, so that every bit pattern is a valid value.
-trait Pod: Copy {}
-impl Pod for runq_hist {}
-impl Pod for runq_counters {}
-
-/// Decodes a map value into the skeleton's generated type.
-fn decode_pod<T: Pod>(bytes: &[u8]) -> Option<T> {
-    if bytes.len() < size_of::<T>() {
-        return None;
-    }
-    // SAFETY: the buffer holds at least size_of::<T>() bytes, read_unaligned has
-    // no alignment requirement, and T: Pod accepts any bit pattern.
-    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
 /// A NUL-terminated C char array as a Rust string (lossy for non-UTF-8 names).

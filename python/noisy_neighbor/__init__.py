@@ -23,6 +23,7 @@ from .errors import (
     ProbeLoadError,
     ProbeStateError,
 )
+from .events import EventBatch
 from .histogram import CgroupHistogram
 from .probe import RunqProbe
 
@@ -32,6 +33,7 @@ __all__ = [
     "CgroupHistogram",
     "CgroupNotFoundError",
     "CgroupTree",
+    "EventBatch",
     "KernelTooOldError",
     "NoisyNeighborError",
     "PrivilegeError",

@@ -4,12 +4,13 @@ histograms with their cgroup paths."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 
 from . import _native
 from .cgroupfs import CgroupTree
 from .errors import ProbeStateError
+from .events import EventBatch
 from .histogram import CgroupHistogram
 
 __all__ = ["METHODS", "RunqProbe"]
@@ -35,6 +36,18 @@ class RunqProbe:
             when the probe starts. The filter tests the task that waited.
         max_cgroups: capacity of the kernel's per-cgroup map; waits of cgroups
             beyond it are counted in ``stats()["failed_updates"]``.
+        stream: also stream one event per wait (see :meth:`batches`); the
+            histograms keep counting every wait either way.
+        ring_buffer_bytes: size of the kernel's event ring buffer (a power of
+            two, at least 4096). Records that find it full are counted in
+            ``stats()["dropped_ringbuf"]``.
+        batch_events, batch_ms: a batch is shipped to Python when it holds
+            ``batch_events`` events or its first event is ``batch_ms`` old.
+        rate_limit_ns: stream at most one event per cgroup per CPU per this
+            many ns (Netflix's sampling); skipped events are counted in
+            ``stats()["rate_limited"]``. None: every event.
+        pending_batches: batches kept waiting for a slow reader before new
+            ones are dropped (counted in ``stats()["dropped_batches"]``).
     """
 
     def __init__(
@@ -43,6 +56,12 @@ class RunqProbe:
         method: str = "auto",
         cgroups: Iterable[str | int] | None = None,
         max_cgroups: int = 10240,
+        stream: bool = False,
+        ring_buffer_bytes: int = 16 << 20,
+        batch_events: int = 65536,
+        batch_ms: float = 100.0,
+        rate_limit_ns: int | None = None,
+        pending_batches: int = 16,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
@@ -50,6 +69,14 @@ class RunqProbe:
             raise ValueError(f"max_cgroups must be at least 1, got {max_cgroups}")
         self.requested_method = method
         self.max_cgroups = max_cgroups
+        self.stream = stream
+        self._stream_options = dict(
+            ring_buffer_bytes=ring_buffer_bytes,
+            batch_events=batch_events,
+            batch_ms=batch_ms,
+            rate_limit_ns=rate_limit_ns,
+            pending_batches=pending_batches,
+        )
         self._cgroups = None if cgroups is None else list(cgroups)
         self._tree: CgroupTree | None = None
         self._core: _native.RunqCore | None = None
@@ -63,7 +90,13 @@ class RunqProbe:
             raise ProbeStateError("the probe is already running; stop() it first")
         self._tree = CgroupTree()
         cgroup_ids = None if self._cgroups is None else self._filter_ids(self._cgroups)
-        self._core = _native.RunqCore(self.requested_method, cgroup_ids, self.max_cgroups)
+        self._core = _native.RunqCore(
+            self.requested_method,
+            cgroup_ids,
+            self.max_cgroups,
+            stream=self.stream,
+            **self._stream_options,  # type: ignore[arg-type]
+        )
         return self
 
     def stop(self) -> None:
@@ -116,10 +149,39 @@ class RunqProbe:
             for cgroup_id, slots, count, total_ns, max_ns, comm, cgroup_name in core.histograms()
         }
 
+    def batches(self, timeout: float | None = None) -> Iterator[EventBatch]:
+        """Yields batches of events until the probe stops (then every batch
+        made before the stop is still yielded). With ``timeout``, also ends when
+        no batch arrives for that many seconds. Ctrl-C ends the loop and stops
+        the probe. Waiting releases the GIL."""
+        core = self._started_core()
+        if not core.streaming:
+            raise ProbeStateError("this probe does not stream: create it with stream=True")
+        try:
+            while True:
+                columns = core.next_batch(timeout)
+                if columns is not None:
+                    yield EventBatch(columns)
+                elif core.stream_finished or timeout is not None:
+                    return
+        except KeyboardInterrupt:
+            self.stop()
+
     def stats(self) -> dict[str, int]:
-        """Kernel-side counters: ``switches`` seen, ``waits`` measured, waits
-        ``filtered`` out, ``failed_updates`` (histogram map full) and
-        ``failed_task_storage`` (per-task state could not be created)."""
+        """Counters of everything measured and everything lost.
+
+        Kernel side (summed over CPUs): ``switches`` seen, ``waits`` measured,
+        waits ``filtered`` out, ``failed_updates`` (a map was full),
+        ``failed_task_storage`` (per-task state could not be created),
+        ``events`` streamed, ``dropped_ringbuf`` (ring buffer full),
+        ``rate_limited``. User side: ``batches`` and ``batched_events`` handed
+        to Python, ``dropped_batches`` and ``dropped_batch_events`` (Python was
+        not keeping up), ``malformed_records``, ``ring_errors``.
+
+        Every streamed wait is accounted for: ``events + dropped_ringbuf +
+        rate_limited == waits - filtered`` while streaming, and ``events ==
+        batched_events + dropped_batch_events`` once the probe has stopped.
+        """
         return dict(self._started_core().counters())
 
     def _filter_ids(self, cgroups: list[str | int]) -> list[int]:

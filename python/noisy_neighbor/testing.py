@@ -31,6 +31,7 @@ __all__ = [
     "Window",
     "measure_window",
     "periodic_sleeper",
+    "ping_pong",
     "read_schedstat",
 ]
 
@@ -41,6 +42,19 @@ CPU_HOG: list[str] = ["/bin/sh", "-c", "while :; do :; done"]
 def periodic_sleeper(period_s: float) -> list[str]:
     """A process that sleeps ``period_s`` seconds in a loop: one wakeup per period."""
     return [sys.executable, "-c", f"import time\nwhile True: time.sleep({period_s!r})"]
+
+
+def ping_pong() -> list[str]:
+    """Two processes bouncing a byte over pipes: a context switch per hop, the
+    heaviest switch load a few lines of Python make."""
+    code = (
+        "import os\n"
+        "a_r, a_w = os.pipe(); b_r, b_w = os.pipe()\n"
+        "if os.fork() == 0:\n"
+        "    while True: os.read(a_r, 1); os.write(b_w, b'x')\n"
+        "while True: os.write(a_w, b'x'); os.read(b_r, 1)\n"
+    )
+    return [sys.executable, "-c", code]
 
 
 @dataclass(frozen=True)

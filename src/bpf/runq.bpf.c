@@ -38,6 +38,13 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set by the host before load: only record waits of cgroups in cgroup_filter. */
 const volatile bool filter_cgroups = false;
+/* Stream one runq_event per wait into `events` (histograms count regardless). */
+const volatile bool stream_events = false;
+/* At most one event per cgroup per CPU per this many ns (0: no limit). */
+const volatile __u64 rate_limit_ns = 0;
+/* Wake the reader only once this much data is waiting: a wakeup per record
+ * costs more than the record itself, and the reader also polls on a timer. */
+const volatile __u64 wakeup_bytes = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -60,12 +67,32 @@ struct {
 	__type(value, struct runq_counters);
 } counters SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096); /* the host sizes it (ring_buffer_bytes) */
+} events SEC(".maps");
+
+/* Only referenced through sizeof() above, which emits no type information:
+ * this puts struct runq_event into BTF, so the skeleton generates its Rust type. */
+struct runq_event *runq_event_btf_anchor __attribute__((unused));
+
+/* Time of the last streamed event per cgroup on this CPU, for the rate limit.
+ * LRU, so a host with more cgroups than entries forgets the oldest instead of
+ * failing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, RUNQ_DEFAULT_MAX_CGROUPS);
+	__type(key, __u64);
+	__type(value, __u64);
+} last_event_ns SEC(".maps");
+
 /* Per-task state, freed by the kernel when the task exits: no pid-keyed table
  * to fill up, no ghosts after pid reuse. */
 struct task_wait {
 	__u64 enqueued_ns;    /* wakeup method: when it became runnable, 0 if not queued */
 	__u64 run_delay_seen; /* sched_info method: run_delay after its last switch-in */
 	__u8 seen;            /* run_delay_seen is valid */
+	__u8 preempted;       /* queued because it was preempted (not woken) */
 };
 
 struct {
@@ -144,13 +171,54 @@ static __always_inline struct runq_hist *hist_of(__u64 cgroup_id, struct task_st
 	return hist;
 }
 
-static __always_inline void record_wait(struct task_struct *waiter, __u64 wait_ns)
+/* Streams one wait, unless rate-limited or the ring buffer is full (both counted). */
+static __always_inline void emit_event(struct runq_counters *cnt, struct task_struct *waiter,
+				       struct task_struct *prev, __u64 cgroup_id, __u64 wait_ns,
+				       bool preempted)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct runq_event *event;
+	__u64 flags;
+
+	if (rate_limit_ns) {
+		__u64 *last = bpf_map_lookup_elem(&last_event_ns, &cgroup_id);
+
+		if (last && now - *last < rate_limit_ns) {
+			cnt->rate_limited++;
+			return;
+		}
+		if (last)
+			*last = now;
+		else if (bpf_map_update_elem(&last_event_ns, &cgroup_id, &now, BPF_ANY))
+			cnt->failed_updates++; /* the event still goes out */
+	}
+	event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+	if (!event) {
+		cnt->dropped_ringbuf++;
+		return;
+	}
+	event->ts_ns = now;
+	event->cgroup_id = cgroup_id;
+	event->prev_cgroup_id = task_cgroup_id(prev);
+	event->latency_ns = wait_ns;
+	event->pid = waiter->pid;
+	event->tgid = waiter->tgid;
+	event->prev_pid = prev->pid;
+	event->cpu = bpf_get_smp_processor_id();
+	event->preempted = preempted;
+	flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									      : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(event, flags);
+	cnt->events++;
+}
+
+static __always_inline void record_wait(struct task_struct *waiter, struct task_struct *prev,
+					__u64 wait_ns, bool preempted)
 {
 	__u64 cgroup_id = task_cgroup_id(waiter);
+	struct runq_counters *cnt = cpu_counters();
 	struct runq_hist *hist;
 	__u64 max;
-
-	struct runq_counters *cnt = cpu_counters();
 
 	cnt->waits++;
 	if (filter_cgroups && !bpf_map_lookup_elem(&cgroup_filter, &cgroup_id)) {
@@ -158,32 +226,45 @@ static __always_inline void record_wait(struct task_struct *waiter, __u64 wait_n
 		return;
 	}
 	hist = hist_of(cgroup_id, waiter);
-	if (!hist)
-		return;
+	if (hist) {
+		__sync_fetch_and_add(&hist->slots[log2_slot(wait_ns) & (RUNQ_MAX_SLOTS - 1)], 1);
+		__sync_fetch_and_add(&hist->count, 1);
+		__sync_fetch_and_add(&hist->total_ns, wait_ns);
+		/* Lock-free max; a few retries suffice, as only other CPUs can race us. */
+		max = hist->max_ns;
+		for (int i = 0; i < 8 && wait_ns > max; i++) {
+			__u64 seen = __sync_val_compare_and_swap(&hist->max_ns, max, wait_ns);
 
-	__sync_fetch_and_add(&hist->slots[log2_slot(wait_ns) & (RUNQ_MAX_SLOTS - 1)], 1);
-	__sync_fetch_and_add(&hist->count, 1);
-	__sync_fetch_and_add(&hist->total_ns, wait_ns);
-	/* Lock-free max; a few retries suffice, as only other CPUs can race us. */
-	max = hist->max_ns;
-	for (int i = 0; i < 8 && wait_ns > max; i++) {
-		__u64 seen = __sync_val_compare_and_swap(&hist->max_ns, max, wait_ns);
-
-		if (seen == max)
-			break;
-		max = seen;
+			if (seen == max)
+				break;
+			max = seen;
+		}
+		bpf_probe_read_kernel(hist->comm, sizeof(hist->comm), waiter->comm);
 	}
-	bpf_probe_read_kernel(hist->comm, sizeof(hist->comm), waiter->comm);
+	if (stream_events)
+		emit_event(cnt, waiter, prev, cgroup_id, wait_ns, preempted);
 }
 
 /* --- sched_info method ------------------------------------------------------ */
 
-static __always_inline void switch_sched_info(struct task_struct *next, struct rq *rq)
+static __always_inline void switch_sched_info(struct task_struct *prev, struct task_struct *next,
+					      struct rq *rq)
 {
 	struct task_wait *state;
 	__u64 last_queued, run_delay, wait_ns;
+	bool preempted = false;
 
 	cpu_counters()->switches++;
+	/* Only the event stream reports why a task was queued; the kernel's stamp
+	 * does not say, so remember it when a still-runnable prev is put back. */
+	if (stream_events && prev->pid && get_task_state(prev) == TASK_RUNNING) {
+		state = bpf_task_storage_get(&task_waits, prev, 0,
+					     BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (state)
+			state->preempted = 1;
+		else
+			cpu_counters()->failed_task_storage++;
+	}
 	/* Not queued (e.g. the idle task): the kernel counts no wait either. */
 	last_queued = next->sched_info.last_queued;
 	if (!last_queued || !rq)
@@ -202,10 +283,12 @@ static __always_inline void switch_sched_info(struct task_struct *next, struct r
 		/* The kernel adds this wait to run_delay right after the tracepoint. */
 		state->run_delay_seen = run_delay + this_queue_ns;
 		state->seen = 1;
+		preempted = state->preempted;
+		state->preempted = 0;
 	} else {
 		cpu_counters()->failed_task_storage++;
 	}
-	record_wait(next, wait_ns);
+	record_wait(next, prev, wait_ns, preempted);
 }
 
 /* Two flavours that differ only in how they find this CPU's run queue; the host
@@ -213,20 +296,20 @@ static __always_inline void switch_sched_info(struct task_struct *next, struct r
 SEC("tp_btf/sched_switch")
 int BPF_PROG(nn_switch_si, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	switch_sched_info(next, this_rq_from_task(next));
+	switch_sched_info(prev, next, this_rq_from_task(next));
 	return 0;
 }
 
 SEC("tp_btf/sched_switch")
 int BPF_PROG(nn_switch_si_pc, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	switch_sched_info(next, this_rq_percpu());
+	switch_sched_info(prev, next, this_rq_percpu());
 	return 0;
 }
 
 /* --- wakeup method ---------------------------------------------------------- */
 
-static __always_inline void stamp_enqueue(struct task_struct *task, __u64 now)
+static __always_inline void stamp_enqueue(struct task_struct *task, __u64 now, bool preempted)
 {
 	struct task_wait *state;
 
@@ -238,19 +321,20 @@ static __always_inline void stamp_enqueue(struct task_struct *task, __u64 now)
 		return;
 	}
 	state->enqueued_ns = now;
+	state->preempted = preempted;
 }
 
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(nn_wakeup, struct task_struct *task)
 {
-	stamp_enqueue(task, bpf_ktime_get_ns());
+	stamp_enqueue(task, bpf_ktime_get_ns(), false);
 	return 0;
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(nn_wakeup_new, struct task_struct *task)
 {
-	stamp_enqueue(task, bpf_ktime_get_ns());
+	stamp_enqueue(task, bpf_ktime_get_ns(), false);
 	return 0;
 }
 
@@ -265,7 +349,7 @@ int BPF_PROG(nn_switch_wk, bool preempt, struct task_struct *prev, struct task_s
 	/* A preempted task goes straight back on the run queue. The `preempt`
 	 * argument is rarely set on current kernels; the state is what tells. */
 	if (preempt || get_task_state(prev) == TASK_RUNNING)
-		stamp_enqueue(prev, now);
+		stamp_enqueue(prev, now, true);
 
 	if (!next->pid)
 		return 0;
@@ -274,6 +358,6 @@ int BPF_PROG(nn_switch_wk, bool preempt, struct task_struct *prev, struct task_s
 		return 0;
 	wait_ns = now - state->enqueued_ns;
 	state->enqueued_ns = 0;
-	record_wait(next, wait_ns);
+	record_wait(next, prev, wait_ns, state->preempted);
 	return 0;
 }

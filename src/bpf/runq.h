@@ -26,6 +26,20 @@ struct runq_hist {
 	char cgroup_name[RUNQ_CGROUP_NAME_LEN];
 };
 
+/* One measured wait, streamed through the `events` ring buffer. */
+struct runq_event {
+	__u64 ts_ns;          /* bpf_ktime_get_ns() when the wait ended (CLOCK_MONOTONIC) */
+	__u64 cgroup_id;      /* cgroup v2 id of the task that waited */
+	__u64 prev_cgroup_id; /* cgroup v2 id of the task that had the CPU */
+	__u64 latency_ns;     /* the wait */
+	__u32 pid;            /* thread id of the task that waited */
+	__u32 tgid;           /* its process id */
+	__u32 prev_pid;       /* thread id of the task that had the CPU (0: idle) */
+	__u32 cpu;
+	__u8 preempted;       /* 1: it was preempted while running; 0: woken (or new) */
+	__u8 __pad[7];
+};
+
 /* Value of the single-entry per-CPU `counters` array: every loss has its own
  * counter, summed over CPUs by the host. */
 struct runq_counters {
@@ -34,6 +48,9 @@ struct runq_counters {
 	__u64 filtered;            /* waits of cgroups outside the filter */
 	__u64 failed_updates;      /* histogram map full: wait not recorded */
 	__u64 failed_task_storage; /* per-task state could not be created */
+	__u64 events;              /* records submitted to the ring buffer */
+	__u64 dropped_ringbuf;     /* ring buffer full: record not streamed */
+	__u64 rate_limited;        /* record skipped by the per-cgroup rate limit */
 };
 
 #endif /* __NN_RUNQ_H */

@@ -1,0 +1,178 @@
+//! The thread that owns the loaded run-queue probe: it loads and attaches the
+//! skeleton, hands out map handles, and, when streaming, drains the ring buffer
+//! into batches until told to stop; then it detaches, drains what is left, and
+//! waits for the kernel to free the programs.
+
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use crossbeam_channel::Sender;
+use crossbeam_channel::TryRecvError;
+use libbpf_rs::skel::Skel as _;
+use libbpf_rs::MapHandle;
+use libbpf_rs::OpenObject;
+use libbpf_rs::RingBuffer;
+use libbpf_rs::RingBufferBuilder;
+
+use crate::errors::ProbeError;
+use crate::event_batch::BatchPolicy;
+use crate::event_batch::Batcher;
+use crate::event_batch::DrainStats;
+use crate::event_batch::EventColumns;
+use crate::runq_loader::load_and_attach;
+use crate::runq_probe::Method;
+use crate::runq_probe::RunqConfig;
+use crate::runq_skel::RunqLinks;
+use crate::runq_skel::RunqSkel;
+use crate::unload;
+
+/// How long stop() waits for the kernel to free the programs (it takes tens of
+/// milliseconds; the bound only keeps a wedged kernel from hanging Python).
+const UNLOAD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest sleep between ring-buffer polls; the kernel wakes us earlier when
+/// the ring fills past its wakeup mark. Also bounds how long stop() waits.
+const MAX_POLL: Duration = Duration::from_millis(10);
+
+/// Map handles the owner thread hands out once the probe is attached.
+pub struct MapHandles {
+    pub hists: MapHandle,
+    pub counters: MapHandle,
+}
+
+/// Where the streamed batches go.
+pub struct StreamSink {
+    pub sender: Sender<EventColumns>,
+    pub stats: Arc<DrainStats>,
+}
+
+/// The reading end of the events ring buffer and the batches it feeds.
+struct EventStream {
+    ring: RingBuffer<'static>,
+    batcher: Rc<RefCell<Batcher>>,
+    stats: Arc<DrainStats>,
+    poll: Duration,
+}
+
+impl EventStream {
+    fn open(
+        skel: &RunqSkel<'_>,
+        sink: StreamSink,
+        policy: BatchPolicy,
+    ) -> Result<Self, ProbeError> {
+        let batcher = Rc::new(RefCell::new(Batcher::new(
+            policy,
+            sink.sender,
+            Arc::clone(&sink.stats),
+        )));
+        let callback_batcher = Rc::clone(&batcher);
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(&skel.maps.events, move |record: &[u8]| {
+                // Called from C, so it must not panic: push_record never does,
+                // and the batcher is never borrowed while libbpf runs callbacks.
+                if let Ok(mut batcher) = callback_batcher.try_borrow_mut() {
+                    batcher.push_record(record);
+                }
+                0
+            })
+            .map_err(|err| ProbeError::Map(format!("reading the events ring buffer: {err}")))?;
+        let ring = builder
+            .build()
+            .map_err(|err| ProbeError::Map(format!("reading the events ring buffer: {err}")))?;
+        Ok(Self {
+            ring,
+            batcher,
+            stats: sink.stats,
+            poll: MAX_POLL.min(policy.max_age),
+        })
+    }
+
+    /// Waits for records (at most one poll interval) and takes all there are.
+    fn drain_once(&self) {
+        if self.ring.poll(self.poll).is_err() || self.ring.consume().is_err() {
+            self.stats.ring_errors.fetch_add(1, Relaxed);
+        }
+        self.batcher.borrow_mut().ship_if_due();
+    }
+
+    /// Takes the last records and ships the partial batch (after detaching).
+    fn drain_rest(self) {
+        if self.ring.consume().is_err() {
+            self.stats.ring_errors.fetch_add(1, Relaxed);
+        }
+        self.batcher.borrow_mut().ship();
+    }
+}
+
+fn set_up<'obj>(
+    config: &RunqConfig,
+    method: Method,
+    sink: Option<StreamSink>,
+    storage: &'obj mut MaybeUninit<OpenObject>,
+) -> Result<(RunqSkel<'obj>, MapHandles, Option<EventStream>), ProbeError> {
+    let skel = load_and_attach(config, method, storage)?;
+    let duplicate = |map| {
+        MapHandle::try_from(map)
+            .map_err(|err| ProbeError::Map(format!("duplicating a map handle: {err}")))
+    };
+    let handles = MapHandles {
+        hists: duplicate(&skel.maps.runq_hists)?,
+        counters: duplicate(&skel.maps.counters)?,
+    };
+    let stream = match (sink, &config.stream) {
+        (Some(sink), Some(stream)) => {
+            let policy = BatchPolicy {
+                max_events: stream.batch_events,
+                max_age: stream.batch_age,
+            };
+            Some(EventStream::open(&skel, sink, policy)?)
+        }
+        _ => None,
+    };
+    Ok((skel, handles, stream))
+}
+
+/// Body of the owner thread. Reports the outcome of setting up on `ready`, then
+/// runs until `stop` receives (or is dropped with the probe).
+pub fn own_probe(
+    config: &RunqConfig,
+    method: Method,
+    sink: Option<StreamSink>,
+    ready: &Sender<Result<MapHandles, ProbeError>>,
+    stop: &Receiver<()>,
+) {
+    let mut storage = MaybeUninit::uninit();
+    let (mut skel, handles, stream) = match set_up(config, method, sink, &mut storage) {
+        Ok(parts) => parts,
+        Err(err) => {
+            let _ = ready.send(Err(err));
+            return;
+        }
+    };
+    if ready.send(Ok(handles)).is_err() {
+        return;
+    }
+    let program_ids = unload::loaded_program_ids(skel.object());
+    match stream {
+        Some(stream) => {
+            while matches!(stop.try_recv(), Err(TryRecvError::Empty)) {
+                stream.drain_once();
+            }
+            // Detach first, so that nothing arrives after the last drain.
+            skel.links = RunqLinks::default();
+            stream.drain_rest();
+        }
+        None => {
+            let _ = stop.recv();
+        }
+    }
+    // Dropping the skeleton unloads the programs; the kernel frees them after
+    // a grace period, which stop() waits out.
+    drop(skel);
+    unload::wait_until_unloaded(&program_ids, UNLOAD_TIMEOUT);
+}
