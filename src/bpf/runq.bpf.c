@@ -239,7 +239,7 @@ static __always_inline void record_wait(struct task_struct *waiter, struct task_
 				break;
 			max = seen;
 		}
-		bpf_probe_read_kernel(hist->comm, sizeof(hist->comm), waiter->comm);
+		__builtin_memcpy(hist->comm, waiter->comm, sizeof(hist->comm));
 	}
 	if (stream_events)
 		emit_event(cnt, waiter, prev, cgroup_id, wait_ns, preempted);
