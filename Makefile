@@ -63,5 +63,14 @@ py-test: build
 
 test: lint rust-test py-test
 
+# Benchmarks (not part of test): the peers and workloads they need, then the runs
+# whose figures BENCHMARKS.md records.
+bench: build
+	@for p in bpftrace stress-ng; do command -v $$p >/dev/null || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p >/dev/null; done
+	$(PY) bench/accuracy.py --runs 5 --seconds 3
+	$(PY) bench/stream_capacity.py --events 8000000 --runs 5
+	$(PY) bench/kernel_cost.py --rounds 3 --seconds 5
+
 clean:
 	rm -rf $(VENV) $(STAMPS) target

@@ -16,6 +16,7 @@ use crossbeam_channel::TryRecvError;
 use libbpf_rs::skel::Skel as _;
 use libbpf_rs::MapHandle;
 use libbpf_rs::OpenObject;
+use libbpf_rs::ProgramHandle;
 use libbpf_rs::RingBuffer;
 use libbpf_rs::RingBufferBuilder;
 
@@ -38,10 +39,13 @@ const UNLOAD_TIMEOUT: Duration = Duration::from_secs(2);
 /// the ring fills past its wakeup mark. Also bounds how long stop() waits.
 const MAX_POLL: Duration = Duration::from_millis(10);
 
-/// Map handles the owner thread hands out once the probe is attached.
+/// Handles the owner thread hands out once the probe is attached: duplicated
+/// descriptors, valid after the skeleton is gone.
 pub struct MapHandles {
     pub hists: MapHandle,
     pub counters: MapHandle,
+    /// The benchmark-only synthetic source, when loaded.
+    pub synthetic: Option<ProgramHandle>,
 }
 
 /// Where the streamed batches go.
@@ -120,9 +124,18 @@ fn set_up<'obj>(
         MapHandle::try_from(map)
             .map_err(|err| ProbeError::Map(format!("duplicating a map handle: {err}")))
     };
+    let synthetic = match &config.stream {
+        Some(stream) if stream.synthetic => Some(
+            ProgramHandle::try_from(&skel.progs.nn_synthetic).map_err(|err| {
+                ProbeError::Map(format!("duplicating the synthetic program: {err}"))
+            })?,
+        ),
+        _ => None,
+    };
     let handles = MapHandles {
         hists: duplicate(&skel.maps.runq_hists)?,
         counters: duplicate(&skel.maps.counters)?,
+        synthetic,
     };
     let stream = match (sink, &config.stream) {
         (Some(sink), Some(stream)) => {

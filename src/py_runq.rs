@@ -37,6 +37,7 @@ fn stream_config(
     batch_ms: f64,
     rate_limit_ns: Option<u64>,
     pending_batches: usize,
+    synthetic: bool,
 ) -> PyResult<StreamConfig> {
     let page = 4096;
     let ring_buffer_bytes = u32::try_from(ring_buffer_bytes)
@@ -70,6 +71,7 @@ fn stream_config(
         batch_age: Duration::from_secs_f64(batch_ms / 1000.0),
         rate_limit_ns: rate_limit_ns.unwrap_or(0),
         pending_batches,
+        synthetic,
     })
 }
 
@@ -103,6 +105,7 @@ impl PyRunqCore {
         batch_ms = 100.0,
         rate_limit_ns = None,
         pending_batches = 16,
+        synthetic = false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -116,6 +119,7 @@ impl PyRunqCore {
         batch_ms: f64,
         rate_limit_ns: Option<u64>,
         pending_batches: usize,
+        synthetic: bool,
     ) -> PyResult<Self> {
         let method = Method::parse(method).ok_or_else(|| {
             PyValueError::new_err(format!(
@@ -132,6 +136,7 @@ impl PyRunqCore {
                 batch_ms,
                 rate_limit_ns,
                 pending_batches,
+                synthetic,
             )?)
         } else {
             None
@@ -222,6 +227,17 @@ impl PyRunqCore {
                 return Ok(None);
             }
         }
+    }
+
+    /// Benchmark only (needs `stream=True, synthetic=True`): the kernel writes
+    /// `count` events with cgroup id 0 into the ring buffer, as fast as it can.
+    fn synthetic_burst(&self, py: Python<'_>, count: u64) -> PyResult<()> {
+        // bpf_loop's limit (BPF_MAX_LOOPS)
+        if count == 0 || count > 1 << 23 {
+            return Err(PyValueError::new_err("count must be between 1 and 2**23"));
+        }
+        py.detach(|| self.probe.synthetic_burst(count))?;
+        Ok(())
     }
 
     /// Kernel-side counters summed over CPUs, and what happened to streamed

@@ -43,6 +43,9 @@ pub fn load_and_attach<'obj>(
     open.progs.nn_switch_wk.set_autoload(!sched_info);
     open.progs.nn_wakeup.set_autoload(!sched_info);
     open.progs.nn_wakeup_new.set_autoload(!sched_info);
+    open.progs
+        .nn_synthetic
+        .set_autoload(config.stream.as_ref().is_some_and(|s| s.synthetic));
 
     let sizing =
         |what: &str, err: libbpf_rs::Error| ProbeError::Load(format!("sizing {what}: {err}"));

@@ -5,6 +5,8 @@
 //! probe itself keeps only duplicated map file descriptors, which are `Send`
 //! and stay readable after the programs are detached.
 
+use std::os::fd::AsFd as _;
+use std::os::fd::AsRawFd as _;
 use std::sync::Arc;
 use std::thread;
 use std::thread::JoinHandle;
@@ -27,6 +29,7 @@ use crate::kernel;
 use crate::pod::decode_pod;
 use crate::runq_skel::types::runq_counters;
 use crate::runq_skel::types::runq_hist;
+use crate::runq_skel::types::runq_synthetic_args;
 
 /// How a wait is measured (see `src/bpf/runq.bpf.c`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +88,9 @@ pub struct StreamConfig {
     pub rate_limit_ns: u64,
     /// Batches waiting for Python before new ones are dropped (and counted).
     pub pending_batches: usize,
+    /// Also load the benchmark-only synthetic event source (see
+    /// `RunqProbe::synthetic_burst`).
+    pub synthetic: bool,
 }
 
 /// What to load.
@@ -229,6 +235,37 @@ impl RunqProbe {
     /// What happened to streamed records in user space.
     pub fn drain_stats(&self) -> &DrainStats {
         &self.drain_stats
+    }
+
+    /// Benchmark only: has the kernel write `count` synthetic events (cgroup id
+    /// 0) into the events ring buffer at once, as fast as it can.
+    pub fn synthetic_burst(&self, count: u64) -> Result<(), ProbeError> {
+        let program = self.maps.synthetic.as_ref().ok_or_else(|| {
+            ProbeError::State("the probe was started without the synthetic source".to_string())
+        })?;
+        if !self.is_running() {
+            return Err(ProbeError::State("the probe has stopped".to_string()));
+        }
+        let args = runq_synthetic_args { count };
+        let mut opts = libbpf_rs::libbpf_sys::bpf_test_run_opts {
+            sz: size_of::<libbpf_rs::libbpf_sys::bpf_test_run_opts>() as _,
+            ctx_in: (&raw const args).cast(),
+            ctx_size_in: size_of::<runq_synthetic_args>() as u32,
+            ..Default::default()
+        };
+        // SAFETY: `opts` is initialised with its own size, `ctx_in` points to
+        // `args`, which outlives the call, with its exact size, and the fd is a
+        // live program descriptor owned by `program`.
+        let rc = unsafe {
+            libbpf_rs::libbpf_sys::bpf_prog_test_run_opts(program.as_fd().as_raw_fd(), &mut opts)
+        };
+        if rc != 0 {
+            return Err(ProbeError::Map(format!(
+                "running the synthetic source failed: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(())
     }
 
     /// Detaches and unloads the programs; the maps stay readable.

@@ -181,3 +181,25 @@ def test_stream_options_are_checked() -> None:
         nn.RunqProbe(stream=True, rate_limit_ns=0).start()
     with nn.RunqProbe() as probe, pytest.raises(nn.ProbeStateError, match="stream=True"):
         next(probe.batches())
+
+
+def test_a_synthetic_burst_arrives_whole_and_in_order() -> None:
+    # The benchmark's kernel-side source (bench/stream_capacity.py): every event
+    # of a burst bigger than a batch reaches Python once, in order.
+    count = 200_000
+    core = nn._native.RunqCore(
+        "auto", [0], stream=True, batch_events=65536, pending_batches=64, synthetic=True
+    )
+    try:
+        core.synthetic_burst(count)
+        parts = []
+        while sum(len(p) for p in parts) < count:
+            columns = core.next_batch(5.0)
+            assert columns is not None, "the burst did not arrive"
+            parts.append(columns["latency_ns"])
+    finally:
+        core.stop()
+    np.testing.assert_array_equal(np.concatenate(parts), np.arange(count, dtype=np.uint64))
+    stats = core.counters()
+    assert stats["events"] == stats["batched_events"] == count
+    assert stats["waits"] == stats["filtered"]  # real waits were all filtered out

@@ -40,6 +40,11 @@ struct runq_event {
 	__u8 __pad[7];
 };
 
+/* Context of the benchmark-only nn_synthetic program (BPF_PROG_TEST_RUN). */
+struct runq_synthetic_args {
+	__u64 count; /* events to write into the ring buffer */
+};
+
 /* Value of the single-entry per-CPU `counters` array: every loss has its own
  * counter, summed over CPUs by the host. */
 struct runq_counters {
