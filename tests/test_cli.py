@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -76,3 +77,24 @@ def test_runqlat_text_prints_the_seed_table(make_cgroup) -> None:
     assert f"key = {busy.id}\ncomm = sh\n" in out
     assert f"cgroup_path = {busy.path}" in out
     assert "(msecs)" in out and "|****" in out
+
+
+@pytest.mark.bpf
+def test_runqlat_names_containers_and_pods(tmp_path, make_cgroup) -> None:
+    uid = "1b4c9e2a-6d3f-4a8b-9c7e-5f2d1a0b3c4e"
+    cid = "3f2a1b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a"
+    (tmp_path / f"shop_checkout-7c9d_{uid}").mkdir()
+    top = make_cgroup()
+    pod = make_cgroup(f"{top.path}/kubepods-burstable-pod{uid.replace('-', '_')}.slice")
+    container = make_cgroup(f"{pod.path}/cri-containerd-{cid}.scope")
+    for _ in range(3):
+        container.run(CPU_HOG)
+    out = subprocess.run(
+        [*CLI, "runqlat", "--interval", "0.5", "--count", "1", "--cgroup", top.path],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NN_POD_LOG_DIR": str(tmp_path)},
+    ).stdout
+    assert f"name = shop/checkout-7c9d/{cid[:12]} (container)" in out

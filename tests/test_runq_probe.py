@@ -103,8 +103,8 @@ def test_cgroup_filter_keeps_only_the_waiter_cgroups(make_cgroup) -> None:
         for cgroup in (kept, other):
             cgroup.run(CPU_HOG, cpus={LAST_CPU})
         time.sleep(1.0)
-        hists = probe.histograms()
-        stats = probe.stats()
+    # Read after the stop, so both readings cover the same waits.
+    hists, stats = probe.histograms(), probe.stats()
     assert set(hists) == {kept.id}
     assert hists[kept.id].count > 0
     assert stats["filtered"] > 0

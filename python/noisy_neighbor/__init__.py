@@ -26,12 +26,15 @@ from .errors import (
 from .events import EventBatch
 from .histogram import CgroupHistogram
 from .probe import RunqProbe
+from .resolver import CgroupInfo, CgroupResolver, resolve_cgroup
 
 __all__ = [
     "AttachError",
     "BtfUnavailableError",
     "CgroupHistogram",
+    "CgroupInfo",
     "CgroupNotFoundError",
+    "CgroupResolver",
     "CgroupTree",
     "EventBatch",
     "KernelTooOldError",
@@ -42,4 +45,5 @@ __all__ = [
     "RunqProbe",
     "__version__",
     "find_cgroup2_mount",
+    "resolve_cgroup",
 ]

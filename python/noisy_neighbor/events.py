@@ -26,6 +26,14 @@ RUNQ_EVENT_FIELDS: dict[str, str] = {
 }
 
 
+def _pod_name(info: Any) -> str | None:
+    if info.pod_uid is None:
+        return None
+    if info.pod_name:
+        return f"{info.pod_namespace}/{info.pod_name}"
+    return f"pod {info.pod_uid[:8]}"
+
+
 class EventBatch:
     """A batch of events as columns: ``batch.latency_ns`` is a numpy array, as
     is every other field; ``len(batch)`` is the number of events."""
@@ -60,15 +68,35 @@ class EventBatch:
         """The columns by field name (the arrays themselves, not copies)."""
         return dict(self._columns)
 
-    def to_pandas(self) -> pd.DataFrame:
-        """A DataFrame with one row per event (needs pandas)."""
+    def to_pandas(self, resolve: bool = False) -> pd.DataFrame:
+        """A DataFrame with one row per event (needs pandas).
+
+        With ``resolve=True``, adds what each cgroup id is: ``cgroup`` (path,
+        the last known one for removed cgroups), ``container_id`` and ``pod``
+        (display name), and the same for the cgroup that had the CPU
+        (``prev_cgroup``, ``prev_container_id``, ``prev_pod``).
+        """
         try:
             import pandas as pd
         except ImportError:
             raise ImportError(
                 "EventBatch.to_pandas() needs pandas: pip install 'noisy-neighbor[pandas]'"
             ) from None
-        return pd.DataFrame(self._columns, copy=False)
+        frame = pd.DataFrame(self._columns, copy=False)
+        if resolve:
+            from .resolver import resolve_cgroup
+
+            for id_column, prefix in (("cgroup_id", ""), ("prev_cgroup_id", "prev_")):
+                if id_column not in frame:
+                    continue
+                infos = {int(i): resolve_cgroup(int(i)) for i in np.unique(frame[id_column])}
+                ids = frame[id_column]
+                frame[f"{prefix}cgroup"] = ids.map({i: n.path for i, n in infos.items()})
+                frame[f"{prefix}container_id"] = ids.map(
+                    {i: n.container_id for i, n in infos.items()}
+                )
+                frame[f"{prefix}pod"] = ids.map({i: _pod_name(n) for i, n in infos.items()})
+        return frame
 
     def __repr__(self) -> str:
         summary: list[str] = [f"{len(self)} events"]

@@ -7,9 +7,12 @@ Bucket ``i`` counts waits in ``[2**i, 2**(i+1))`` ns; bucket 0 also counts 0.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .resolver import CgroupInfo
 
 __all__ = ["UNITS", "CgroupHistogram", "bucket_bounds_ns", "log2_percentile", "render_log2_hist"]
 
@@ -127,6 +130,8 @@ class CgroupHistogram:
     comm: str = ""
     cgroup_name: str = ""
     cgroup_path: str | None = None
+    #: What the cgroup is (service, container, pod...), when resolved.
+    info: CgroupInfo | None = field(default=None, repr=False, compare=False)
     unit: str = field(default="us", repr=False)
 
     def percentile(self, q: float) -> float:
@@ -152,6 +157,7 @@ class CgroupHistogram:
             comm=self.comm,
             cgroup_name=self.cgroup_name,
             cgroup_path=self.cgroup_path,
+            info=self.info,
             unit=self.unit,
         )
 
@@ -163,6 +169,7 @@ class CgroupHistogram:
             f"comm = {self.comm}",
             f"cgroup_name = {self.cgroup_name}",
             f"cgroup_path = {self.cgroup_path if self.cgroup_path is not None else '(removed)'}",
+            *([f"name = {self.info.display_name} ({self.info.kind})"] if self.info else []),
             (
                 f"waits = {self.count}  total = {_format_ns(self.total_ns)}  "
                 f"p50 = {_format_ns(self.percentile(50))}  "
@@ -191,4 +198,18 @@ class CgroupHistogram:
             "p50_ns": None if p50 != p50 else p50,
             "p99_ns": None if p99 != p99 else p99,
             "slots": [int(c) for c in slots],
+            **(
+                {}
+                if self.info is None
+                else {
+                    "display_name": self.info.display_name,
+                    "kind": self.info.kind,
+                    "runtime": self.info.runtime,
+                    "container_id": self.info.container_id,
+                    "pod_uid": self.info.pod_uid,
+                    "pod_namespace": self.info.pod_namespace,
+                    "pod_name": self.info.pod_name,
+                    "qos": self.info.qos,
+                }
+            ),
         }

@@ -12,6 +12,7 @@ from .cgroupfs import CgroupTree
 from .errors import ProbeStateError
 from .events import EventBatch
 from .histogram import CgroupHistogram
+from .resolver import CgroupResolver
 
 __all__ = ["METHODS", "RunqProbe"]
 
@@ -79,6 +80,7 @@ class RunqProbe:
         )
         self._cgroups = None if cgroups is None else list(cgroups)
         self._tree: CgroupTree | None = None
+        self._resolver: CgroupResolver | None = None
         self._core: _native.RunqCore | None = None
 
     # -- lifecycle ---------------------------------------------------------
@@ -89,6 +91,7 @@ class RunqProbe:
         if self._core is not None and self._core.running:
             raise ProbeStateError("the probe is already running; stop() it first")
         self._tree = CgroupTree()
+        self._resolver = CgroupResolver(self._tree)
         cgroup_ids = None if self._cgroups is None else self._filter_ids(self._cgroups)
         self._core = _native.RunqCore(
             self.requested_method,
@@ -134,7 +137,7 @@ class RunqProbe:
     def histograms(self) -> dict[int, CgroupHistogram]:
         """Every cgroup's histogram since start, keyed by cgroup id."""
         core = self._started_core()
-        assert self._tree is not None
+        assert self._tree is not None and self._resolver is not None
         return {
             cgroup_id: CgroupHistogram(
                 cgroup_id=cgroup_id,
@@ -145,6 +148,7 @@ class RunqProbe:
                 comm=comm,
                 cgroup_name=cgroup_name,
                 cgroup_path=self._tree.path(cgroup_id),
+                info=self._resolver.resolve(cgroup_id, name_hint=cgroup_name),
             )
             for cgroup_id, slots, count, total_ns, max_ns, comm, cgroup_name in core.histograms()
         }

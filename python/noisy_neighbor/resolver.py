@@ -1,0 +1,222 @@
+"""From cgroup id to what a person knows: systemd service, container, and
+Kubernetes pod.
+
+A cgroup path is classified by its components, outermost first, so nesting is
+understood: a kind node (a Docker container running systemd and kubelet) holds
+pods, and a pod holds containers. Pod names and namespaces come from
+:class:`PodNameSource` plug-ins; the default reads the directories kubelet
+keeps under ``/var/log/pods/<namespace>_<name>_<uid>/``, which needs no API
+server. A CRI/containerd lookup can be added behind the same interface.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from .cgroupfs import CgroupTree
+
+__all__ = [
+    "CgroupInfo",
+    "CgroupResolver",
+    "PodNameSource",
+    "VarLogPods",
+    "classify_cgroup_path",
+    "resolve_cgroup",
+]
+
+_HEX_ID = r"[0-9a-f]{12,64}"
+# Container scopes of the systemd cgroup driver, by runtime.
+_CONTAINER_SCOPES = [
+    (re.compile(rf"^docker-({_HEX_ID})\.scope$"), "docker"),
+    (re.compile(rf"^cri-containerd-({_HEX_ID})\.scope$"), "containerd"),
+    (re.compile(rf"^crio-({_HEX_ID})\.scope$"), "cri-o"),
+    (re.compile(rf"^libpod-({_HEX_ID})\.scope$"), "podman"),
+]
+# Runtime helpers beside containers (conmon), which are not containers.
+_CONMON_SCOPE = re.compile(rf"^(?:crio|libpod)-conmon-({_HEX_ID})\.scope$")
+_BARE_CONTAINER = re.compile(rf"^({_HEX_ID})$")
+_UID = r"[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12}"
+# systemd driver: kubepods[-<qos>]-pod<uid>.slice, possibly prefixed as kind
+# does (kubelet-kubepods-...); cgroupfs driver: pod<uid>.
+_POD_SLICE = re.compile(rf"^(?:.*-)?kubepods(?:-(besteffort|burstable))?-pod({_UID})\.slice$")
+_POD_DIR = re.compile(rf"^pod({_UID})$")
+_QOS_SLICE = re.compile(r"^(?:.*-)?kubepods-(besteffort|burstable)\.slice$")
+_KUBEPODS = re.compile(r"^(?:.*-)?kubepods(?:\.slice)?$")
+
+
+@dataclass(frozen=True)
+class CgroupInfo:
+    """What a cgroup is. Fields are None where unknown.
+
+    ``kind`` is one of ``root``, ``system``, ``user``, ``service``, ``pod``,
+    ``container``. ``container_id``/``runtime`` name the innermost container
+    the cgroup is (or is inside of); ``pod_*`` and ``qos`` the pod it belongs
+    to. ``display_name`` is short and human: ``kube-system/coredns-5d78c9869d-x
+    /3f2a1b9c8d7e`` rather than a 200-character path.
+    """
+
+    id: int | None
+    path: str | None
+    kind: str | None = None
+    runtime: str | None = None
+    container_id: str | None = None
+    pod_uid: str | None = None
+    pod_name: str | None = None
+    pod_namespace: str | None = None
+    qos: str | None = None
+    display_name: str | None = None
+
+
+def classify_cgroup_path(path: str) -> CgroupInfo:
+    """Classifies a cgroup path (relative to the cgroup2 mount) on its own:
+    no id, no pod names. Pure; see the module docstring for the forms."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    if not parts:
+        return CgroupInfo(id=None, path="/", kind="root", display_name="/")
+    kind: str | None = None
+    runtime = container_id = pod_uid = qos = None
+    in_kubepods = False
+    for i, part in enumerate(parts):
+        parent = parts[i - 1] if i else ""
+        pod_slice = _POD_SLICE.match(part)
+        pod_dir = _POD_DIR.match(part) if in_kubepods else None
+        qos_slice = _QOS_SLICE.match(part)
+        container = next(
+            ((m, rt) for pattern, rt in _CONTAINER_SCOPES if (m := pattern.match(part))), None
+        )
+        if pod_slice:  # systemd driver
+            pod_uid, qos = pod_slice.group(2), pod_slice.group(1) or "guaranteed"
+            kind, runtime, container_id = "pod", None, None
+        elif pod_dir:  # cgroupfs driver; QoS from the parent directory, if any
+            pod_uid, qos = pod_dir.group(1), qos or "guaranteed"
+            kind, runtime, container_id = "pod", None, None
+        elif qos_slice:
+            qos, in_kubepods, kind = qos_slice.group(1), True, "system"
+        elif _KUBEPODS.match(part):
+            in_kubepods, kind = True, "system"
+        elif in_kubepods and part in ("besteffort", "burstable") and _KUBEPODS.match(parent):
+            qos = part
+        elif container:
+            kind, runtime, container_id = "container", container[1], container[0].group(1)
+        elif _CONMON_SCOPE.match(part):
+            kind = "system"
+        elif _BARE_CONTAINER.match(part) and (parent == "docker" or kind == "pod"):
+            # cgroupfs drivers: /docker/<id>, and kubepods/.../pod<uid>/<id>
+            kind, container_id = "container", part
+            runtime = "docker" if parent == "docker" else None
+        elif part.endswith(".service"):
+            kind = "service"
+        elif part == "user.slice" or part.startswith("user-"):
+            kind = "user"
+        elif kind not in ("user", "service", "container", "pod"):
+            kind = "system"
+    if pod_uid:
+        pod_uid = pod_uid.replace("_", "-")  # the systemd driver escapes dashes
+    info = CgroupInfo(
+        id=None,
+        path="/" + "/".join(parts),
+        kind=kind,
+        runtime=runtime,
+        container_id=container_id,
+        pod_uid=pod_uid,
+        qos=qos,
+    )
+    return replace(info, display_name=_display_name(info, parts[-1]))
+
+
+def _display_name(info: CgroupInfo, leaf: str) -> str:
+    pod = None
+    if info.pod_uid:
+        pod = (
+            f"{info.pod_namespace}/{info.pod_name}" if info.pod_name else f"pod {info.pod_uid[:8]}"
+        )
+    short_id = info.container_id[:12] if info.container_id else None
+    if info.kind == "container" and pod:
+        return f"{pod}/{short_id}"
+    if info.kind == "container":
+        return f"{info.runtime or 'container'} {short_id}"
+    if info.kind == "pod" and pod:
+        return pod
+    if short_id and info.kind == "service":  # e.g. kubelet inside a kind node
+        return f"{leaf} ({info.runtime} {short_id})"
+    return leaf
+
+
+class PodNameSource(Protocol):
+    """Finds a pod's namespace and name from its uid."""
+
+    def lookup(self, pod_uid: str) -> tuple[str, str] | None: ...
+
+
+class VarLogPods:
+    """Pod names from kubelet's log directories, ``<namespace>_<name>_<uid>``,
+    under ``root`` (default: ``$NN_POD_LOG_DIR``, else ``/var/log/pods``)."""
+
+    def __init__(self, root: str | None = None) -> None:
+        self.root = root or os.environ.get("NN_POD_LOG_DIR", "/var/log/pods")
+        self._pods: dict[str, tuple[str, str]] = {}
+
+    def _scan(self) -> None:
+        try:
+            entries = os.listdir(self.root)
+        except OSError:
+            return
+        for entry in entries:
+            namespace, sep, rest = entry.partition("_")
+            name, sep2, uid = rest.rpartition("_")
+            if sep and sep2:
+                self._pods[uid] = (namespace, name)
+
+    def lookup(self, pod_uid: str) -> tuple[str, str] | None:
+        if pod_uid not in self._pods:
+            self._scan()
+        return self._pods.get(pod_uid)
+
+
+class CgroupResolver:
+    """Resolves cgroup ids and paths to :class:`CgroupInfo`, caching."""
+
+    def __init__(
+        self, tree: CgroupTree | None = None, pod_names: PodNameSource | None = None
+    ) -> None:
+        self.tree = tree or CgroupTree()
+        self.pod_names = pod_names or VarLogPods()
+        self._cache: dict[str, CgroupInfo] = {}
+
+    def resolve(self, id_or_path: int | str, name_hint: str | None = None) -> CgroupInfo:
+        """Info of a cgroup by id or by path. A removed cgroup keeps the path it
+        had when last seen. An id never seen gives ``path=None``, classified
+        from ``name_hint`` (the kernfs name the probe read) when given."""
+        if isinstance(id_or_path, str):
+            cgroup_id: int | None = self.tree.id_of(id_or_path)
+            path: str | None = "/" + id_or_path.strip("/") if id_or_path.strip("/") else "/"
+        else:
+            cgroup_id = id_or_path
+            path = self.tree.last_known_path(id_or_path)
+        if path is None:
+            if name_hint:
+                leaf = classify_cgroup_path(name_hint)
+                return replace(leaf, id=cgroup_id, path=None, display_name=f"{name_hint} (gone)")
+            return CgroupInfo(id=cgroup_id, path=None, display_name=f"cgroup {cgroup_id}")
+        info = self._cache.get(path)
+        if info is None:
+            info = classify_cgroup_path(path)
+            if info.pod_uid and (names := self.pod_names.lookup(info.pod_uid)):
+                info = replace(info, pod_namespace=names[0], pod_name=names[1])
+                info = replace(info, display_name=_display_name(info, path.rsplit("/", 1)[-1]))
+            self._cache[path] = info
+        return replace(info, id=cgroup_id)
+
+
+_default_resolver: CgroupResolver | None = None
+
+
+def resolve_cgroup(id_or_path: int | str) -> CgroupInfo:
+    """Resolves a cgroup id or path with a process-wide cached resolver."""
+    global _default_resolver
+    if _default_resolver is None:
+        _default_resolver = CgroupResolver()
+    return _default_resolver.resolve(id_or_path)
