@@ -6,7 +6,12 @@ import os
 
 import pytest
 
-from noisy_neighbor.cgroupfs import CgroupTree, find_cgroup2_mount, parse_mountinfo
+from noisy_neighbor.cgroupfs import (
+    CgroupTree,
+    cgroup_v1_mount,
+    find_cgroup2_mount,
+    parse_mountinfo,
+)
 from noisy_neighbor.errors import CgroupNotFoundError
 
 HYBRID = """\
@@ -18,6 +23,13 @@ PURE_V2 = """\
 25 30 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate
 """
 ESCAPED = "50 1 0:40 / /mnt/my\\040cgroups rw - cgroup2 none rw\nmalformed line\n"
+
+
+def test_finds_v1_controller_mounts_by_super_option(tmp_path) -> None:
+    path = tmp_path / "mountinfo"
+    path.write_text(HYBRID)
+    assert cgroup_v1_mount("cpu", str(path)) == "/sys/fs/cgroup/cpu"
+    assert cgroup_v1_mount("cpuset", str(path)) is None
 
 
 def test_parses_optional_fields_and_escapes() -> None:
@@ -44,9 +56,9 @@ def test_no_cgroup2_mount_is_a_clear_error(tmp_path) -> None:
         find_cgroup2_mount(str(path))
 
 
-@pytest.mark.bpf  # creates real cgroups: needs root
-def test_ids_are_inodes_and_removed_cgroups_keep_their_last_path(make_cgroup) -> None:
-    cgroup = make_cgroup()
+@pytest.mark.needs_bpf  # creates real cgroups: needs root
+def test_ids_are_inodes_and_removed_cgroups_keep_their_last_path(cgroup_factory) -> None:
+    cgroup = cgroup_factory()
     tree = CgroupTree(rescan_interval=0)
     assert tree.path(1) == "/"
     assert tree.id_of(cgroup.path) == cgroup.id == os.stat(cgroup.abspath).st_ino

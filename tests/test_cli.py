@@ -26,9 +26,9 @@ def test_bad_arguments_exit_with_usage(argv: list[str], capsys) -> None:
     assert "usage: noisy-neighbor" in capsys.readouterr().err
 
 
-@pytest.mark.bpf
-def test_runqlat_json_gives_one_object_per_interval(make_cgroup) -> None:
-    busy = make_cgroup()
+@pytest.mark.needs_bpf
+def test_runqlat_json_gives_one_object_per_interval(cgroup_factory) -> None:
+    busy = cgroup_factory()
     busy.run(CPU_HOG)
     busy.run(CPU_HOG)
     busy.run(CPU_HOG)  # three hogs on two CPUs always wait
@@ -50,9 +50,9 @@ def test_runqlat_json_gives_one_object_per_interval(make_cgroup) -> None:
         assert totals == sorted(totals, reverse=True)  # busiest first
 
 
-@pytest.mark.bpf
-def test_runqlat_text_prints_the_seed_table(make_cgroup) -> None:
-    busy = make_cgroup()
+@pytest.mark.needs_bpf
+def test_runqlat_text_prints_the_seed_table(cgroup_factory) -> None:
+    busy = cgroup_factory()
     busy.run(CPU_HOG)
     busy.run(CPU_HOG)
     busy.run(CPU_HOG)
@@ -79,14 +79,14 @@ def test_runqlat_text_prints_the_seed_table(make_cgroup) -> None:
     assert "(msecs)" in out and "|****" in out
 
 
-@pytest.mark.bpf
-def test_runqlat_names_containers_and_pods(tmp_path, make_cgroup) -> None:
+@pytest.mark.needs_bpf
+def test_runqlat_names_containers_and_pods(tmp_path, cgroup_factory) -> None:
     uid = "1b4c9e2a-6d3f-4a8b-9c7e-5f2d1a0b3c4e"
     cid = "3f2a1b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a"
     (tmp_path / f"shop_checkout-7c9d_{uid}").mkdir()
-    top = make_cgroup()
-    pod = make_cgroup(f"{top.path}/kubepods-burstable-pod{uid.replace('-', '_')}.slice")
-    container = make_cgroup(f"{pod.path}/cri-containerd-{cid}.scope")
+    top = cgroup_factory()
+    pod = cgroup_factory(f"{top.path}/kubepods-burstable-pod{uid.replace('-', '_')}.slice")
+    container = cgroup_factory(f"{pod.path}/cri-containerd-{cid}.scope")
     for _ in range(3):
         container.run(CPU_HOG)
     out = subprocess.run(

@@ -207,10 +207,10 @@ def test_pod_names_come_from_var_log_pods(tmp_path) -> None:
     assert VarLogPods(str(tmp_path / "missing")).lookup(UID) is None
 
 
-@pytest.mark.bpf  # real cgroupfs: needs root
-def test_resolves_real_nested_cgroups_and_remembers_removed_ones(tmp_path, make_cgroup) -> None:
+@pytest.mark.needs_bpf  # real cgroupfs: needs root
+def test_resolves_real_nested_cgroups_and_remembers_removed_ones(tmp_path, cgroup_factory) -> None:
     (tmp_path / f"shop_checkout-7c9d_{UID}").mkdir()
-    top = make_cgroup()
+    top = cgroup_factory()
     names = [
         "kubepods.slice",
         "kubepods-burstable.slice",
@@ -235,9 +235,9 @@ def test_resolves_real_nested_cgroups_and_remembers_removed_ones(tmp_path, make_
     assert resolver.resolve(info.id) == info
 
 
-@pytest.mark.bpf
-def test_histograms_and_events_carry_resolved_names(tmp_path, make_cgroup) -> None:
-    top = make_cgroup()
+@pytest.mark.needs_bpf
+def test_histograms_and_events_carry_resolved_names(tmp_path, cgroup_factory) -> None:
+    top = cgroup_factory()
     pod_dir = f"kubepods-besteffort-pod{UID_}.slice"
     os.mkdir(f"{top.abspath}/{pod_dir}")
     container = nn.testing.TestCgroup(f"{top.path}/{pod_dir}/crio-{CID}.scope")
@@ -265,9 +265,9 @@ def test_histograms_and_events_carry_resolved_names(tmp_path, make_cgroup) -> No
         os.rmdir(f"{top.abspath}/{pod_dir}")
 
 
-@pytest.mark.bpf
-def test_a_cgroup_removed_during_a_collection_keeps_its_last_known_path(make_cgroup) -> None:
-    doomed, unseen = make_cgroup(), make_cgroup()
+@pytest.mark.needs_bpf
+def test_a_cgroup_removed_during_a_collection_keeps_its_last_known_path(cgroup_factory) -> None:
+    doomed, unseen = cgroup_factory(), cgroup_factory()
     doomed.run(periodic_sleeper(0.005))
     with nn.RunqProbe() as probe:
         time.sleep(0.5)

@@ -14,7 +14,7 @@ import pytest
 import noisy_neighbor as nn
 from noisy_neighbor.testing import CPU_HOG, measure_window, periodic_sleeper
 
-pytestmark = pytest.mark.bpf
+pytestmark = pytest.mark.needs_bpf
 
 LAST_CPU = (os.cpu_count() or 1) - 1
 OUR_PROGRAMS = {"nn_switch_si", "nn_switch_si_pc", "nn_switch_wk", "nn_wakeup", "nn_wakeup_new"}
@@ -37,8 +37,8 @@ def our_loaded_programs() -> set[str]:
 
 
 @pytest.mark.parametrize("method", ["sched_info", "wakeup"])
-def test_a_periodic_sleeper_shows_up_under_its_cgroup(make_cgroup, method: str) -> None:
-    victim = make_cgroup()
+def test_a_periodic_sleeper_shows_up_under_its_cgroup(cgroup_factory, method: str) -> None:
+    victim = cgroup_factory()
     period_s, seconds = 0.01, 2.0
     with nn.RunqProbe(method=method) as probe:
         assert probe.method == method
@@ -66,9 +66,9 @@ def test_a_periodic_sleeper_shows_up_under_its_cgroup(make_cgroup, method: str) 
 
 @pytest.mark.parametrize("pinned", [True, False], ids=["pinned", "unpinned"])
 @pytest.mark.parametrize("method", ["sched_info", "wakeup"])
-def test_per_cgroup_wait_matches_schedstat(make_cgroup, method: str, pinned: bool) -> None:
+def test_per_cgroup_wait_matches_schedstat(cgroup_factory, method: str, pinned: bool) -> None:
     cpus = {LAST_CPU} if pinned else None
-    victims, neighbors = make_cgroup(), make_cgroup()
+    victims, neighbors = cgroup_factory(), cgroup_factory()
     with nn.RunqProbe(method=method) as probe:
         # A CPU-bound victim (preempted, never woken) and a sleeper (woken).
         victims.run(CPU_HOG, cpus=cpus)
@@ -84,7 +84,7 @@ def test_per_cgroup_wait_matches_schedstat(make_cgroup, method: str, pinned: boo
         assert window.relative_error <= TOLERANCE[method], window
 
 
-def test_no_program_of_ours_stays_loaded_after_close(make_cgroup) -> None:
+def test_no_program_of_ours_stays_loaded_after_close(cgroup_factory) -> None:
     with nn.RunqProbe() as probe:
         assert our_loaded_programs() == {"nn_switch_si"}
         assert probe.running
@@ -97,8 +97,8 @@ def test_no_program_of_ours_stays_loaded_after_close(make_cgroup) -> None:
     assert our_loaded_programs() == set()
 
 
-def test_cgroup_filter_keeps_only_the_waiter_cgroups(make_cgroup) -> None:
-    kept, other = make_cgroup(), make_cgroup()
+def test_cgroup_filter_keeps_only_the_waiter_cgroups(cgroup_factory) -> None:
+    kept, other = cgroup_factory(), cgroup_factory()
     with nn.RunqProbe(cgroups=[kept.path]) as probe:
         for cgroup in (kept, other):
             cgroup.run(CPU_HOG, cpus={LAST_CPU})

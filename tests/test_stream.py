@@ -16,7 +16,7 @@ import pytest
 import noisy_neighbor as nn
 from noisy_neighbor.testing import CPU_HOG, periodic_sleeper, ping_pong
 
-pytestmark = pytest.mark.bpf
+pytestmark = pytest.mark.needs_bpf
 
 LAST_CPU = (os.cpu_count() or 1) - 1
 
@@ -45,8 +45,8 @@ def log2_slots(latency_ns: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("method", ["sched_info", "wakeup"])
-def test_streamed_events_reconcile_with_histograms(make_cgroup, method: str) -> None:
-    victims, neighbors = make_cgroup(), make_cgroup()
+def test_streamed_events_reconcile_with_histograms(cgroup_factory, method: str) -> None:
+    victims, neighbors = cgroup_factory(), cgroup_factory()
     victims.run(CPU_HOG, cpus={LAST_CPU})
     victims.run(periodic_sleeper(0.002), cpus={LAST_CPU})
     neighbors.run(CPU_HOG, cpus={LAST_CPU})
@@ -77,8 +77,8 @@ def test_streamed_events_reconcile_with_histograms(make_cgroup, method: str) -> 
 
 
 @pytest.mark.parametrize("method", ["sched_info", "wakeup"])
-def test_preempted_hogs_and_woken_sleepers_are_told_apart(make_cgroup, method: str) -> None:
-    hogs, sleepers = make_cgroup(), make_cgroup()
+def test_preempted_hogs_and_woken_sleepers_are_told_apart(cgroup_factory, method: str) -> None:
+    hogs, sleepers = cgroup_factory(), cgroup_factory()
     hogs.run(CPU_HOG, cpus={LAST_CPU})
     hogs.run(CPU_HOG, cpus={LAST_CPU})
     sleepers.run(periodic_sleeper(0.005), cpus={LAST_CPU})
@@ -93,8 +93,8 @@ def test_preempted_hogs_and_woken_sleepers_are_told_apart(make_cgroup, method: s
     assert preempted[events["cgroup_id"] == sleepers.id].mean() < 0.5
 
 
-def test_a_tiny_ring_and_a_slow_reader_lose_events_but_count_every_one(make_cgroup) -> None:
-    busy = make_cgroup()
+def test_a_tiny_ring_and_a_slow_reader_lose_events_but_count_every_one(cgroup_factory) -> None:
+    busy = cgroup_factory()
     busy.run(ping_pong())
     busy.run(ping_pong())
     with nn.RunqProbe(
@@ -117,9 +117,9 @@ def test_a_tiny_ring_and_a_slow_reader_lose_events_but_count_every_one(make_cgro
     assert sum(h.count for h in probe.histograms().values()) == stats["waits"]
 
 
-def test_the_rate_limiter_limits_the_stream_not_the_histograms(make_cgroup) -> None:
+def test_the_rate_limiter_limits_the_stream_not_the_histograms(cgroup_factory) -> None:
     rate_limit_ns = 100_000_000
-    busy = make_cgroup()
+    busy = cgroup_factory()
     for _ in range(3):
         busy.run(CPU_HOG)
     busy.run(ping_pong())

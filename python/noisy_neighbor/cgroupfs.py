@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 from .errors import CgroupNotFoundError
 
-__all__ = ["CgroupTree", "cgroup2_mounts", "find_cgroup2_mount", "parse_mountinfo"]
+__all__ = [
+    "CgroupTree",
+    "cgroup2_mounts",
+    "cgroup_v1_mount",
+    "find_cgroup2_mount",
+    "parse_mountinfo",
+]
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,7 @@ class Mount:
     root: str
     mount_point: str
     fs_type: str
+    super_options: tuple[str, ...] = ()
 
 
 def _unescape(field: str) -> str:
@@ -56,6 +63,9 @@ def parse_mountinfo(text: str) -> list[Mount]:
                 root=_unescape(fields[3]),
                 mount_point=_unescape(fields[4]),
                 fs_type=fields[separator + 1],
+                super_options=tuple(fields[separator + 3].split(","))
+                if separator + 3 < len(fields)
+                else (),
             )
         )
     return mounts
@@ -79,6 +89,16 @@ def find_cgroup2_mount(mountinfo_path: str = "/proc/self/mountinfo") -> str:
         )
     # Prefer the shortest path: a container may see extra bind mounts below it.
     return min(mounts, key=len)
+
+
+def cgroup_v1_mount(controller: str, mountinfo_path: str = "/proc/self/mountinfo") -> str | None:
+    """Mount point of a cgroup v1 controller (``cpu``, ``cpuset``...) on hybrid
+    hosts, or None where it is not mounted as v1."""
+    with open(mountinfo_path) as f:
+        for mount in parse_mountinfo(f.read()):
+            if mount.fs_type == "cgroup" and controller in mount.super_options:
+                return mount.mount_point
+    return None
 
 
 class CgroupTree:

@@ -182,6 +182,14 @@ class CgroupHistogram:
     def __str__(self) -> str:
         return self.to_text()
 
+    def __repr__(self) -> str:
+        # Short, so a failed assertion in an experiment reads well.
+        return (
+            f"CgroupHistogram(cgroup_id={self.cgroup_id}, cgroup_path={self.cgroup_path!r}, "
+            f"count={self.count}, p50={_format_ns(self.percentile(50))}, "
+            f"p99={_format_ns(self.percentile(99))}, max={_format_ns(self.max_ns)})"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (nanoseconds; slots trimmed after the last non-empty)."""
         nonzero = np.flatnonzero(self.slots)

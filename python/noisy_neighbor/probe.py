@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from types import TracebackType
+from typing import Any
+
+import numpy as np
 
 from . import _native
 from .cgroupfs import CgroupTree
@@ -170,6 +173,29 @@ class RunqProbe:
                     return
         except KeyboardInterrupt:
             self.stop()
+
+    def latency(self, cgroup: Any) -> CgroupHistogram:
+        """The histogram so far of one cgroup, given as an object with an ``id``
+        (a :class:`~noisy_neighbor.testing.TestCgroup`), an id, or a path. A
+        cgroup that never waited gets an empty histogram (percentiles NaN)."""
+        self._started_core()  # raises if never started
+        assert self._tree is not None and self._resolver is not None
+        if isinstance(cgroup, str):
+            cgroup_id = self._tree.id_of(cgroup)
+        else:
+            cgroup_id = int(getattr(cgroup, "id", cgroup))
+        hist = self.histograms().get(cgroup_id)
+        if hist is not None:
+            return hist
+        return CgroupHistogram(
+            cgroup_id=cgroup_id,
+            slots=np.zeros(64, dtype=np.uint64),
+            count=0,
+            total_ns=0,
+            max_ns=0,
+            cgroup_path=self._tree.path(cgroup_id),
+            info=self._resolver.resolve(cgroup_id),
+        )
 
     def stats(self) -> dict[str, int]:
         """Counters of everything measured and everything lost.

@@ -10,16 +10,18 @@ the ground truth for accuracy checks.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from types import TracebackType
 
-from .cgroupfs import find_cgroup2_mount
+from .cgroupfs import cgroup_v1_mount, find_cgroup2_mount
 from .errors import NoisyNeighborError
 from .histogram import CgroupHistogram
 from .probe import RunqProbe
@@ -75,11 +77,31 @@ def read_schedstat(tid: int) -> Schedstat:
 
 class TestCgroup:
     """A fresh cgroup v2 directory for an experiment; removed by :meth:`remove`
-    or on leaving a ``with`` block, processes killed first."""
+    or on leaving a ``with`` block, processes killed first.
+
+    CPU settings go to the cgroup v2 ``cpu``/``cpuset`` controllers where they
+    are enabled, and otherwise (hybrid hosts) to v1 ``cpu``/``cpuset`` cgroups
+    of the same name, which the cgroup's processes also join:
+
+    - ``cpu_weight`` (1-10000, default 100): v2 ``cpu.weight``, v1
+      ``cpu.shares = weight * 1024 / 100``;
+    - ``cpu_quota_us`` per ``cpu_period_us``: v2 ``cpu.max``, v1
+      ``cpu.cfs_quota_us``/``cpu.cfs_period_us``;
+    - ``cpus``: the CPUs the cgroup may use (``cpuset.cpus``).
+    """
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, name: str | None = None, *, mount: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        mount: str | None = None,
+        cpu_weight: int | None = None,
+        cpu_quota_us: int | None = None,
+        cpu_period_us: int = 100_000,
+        cpus: Iterable[int] | None = None,
+    ) -> None:
         self.mount = mount or find_cgroup2_mount()
         name = name or f"nn-test-{os.getpid()}-{time.monotonic_ns()}"
         self.path = "/" + name.strip("/")
@@ -92,6 +114,84 @@ class TestCgroup:
             ) from None
         self.id = os.stat(self.abspath).st_ino
         self._children: list[subprocess.Popen[bytes]] = []
+        self._spawned: list[BaseProcess] = []
+        #: v1 controller directories the cgroup's processes also join.
+        self.v1_paths: dict[str, str] = {}
+        try:
+            self._apply_cpu_settings(cpu_weight, cpu_quota_us, cpu_period_us, cpus)
+        except BaseException:
+            self.remove()
+            raise
+
+    def _controllers(self) -> set[str]:
+        with open(os.path.join(self.abspath, "cgroup.controllers")) as f:
+            return set(f.read().split())
+
+    def _v1_dir(self, controller: str) -> str:
+        """The v1 cgroup of the same name under ``controller``, created."""
+        if controller in self.v1_paths:
+            return self.v1_paths[controller]
+        mount = cgroup_v1_mount(controller)
+        if mount is None:
+            raise NoisyNeighborError(
+                f"no {controller} controller: enable it for cgroup v2 with "
+                f"`echo +{controller} > {os.path.dirname(self.abspath)}/cgroup.subtree_control`"
+            )
+        path = os.path.join(mount, self.path.strip("/"))
+        os.mkdir(path)
+        self.v1_paths[controller] = path
+        return path
+
+    @staticmethod
+    def _write(directory: str, file: str, value: str) -> None:
+        with open(os.path.join(directory, file), "w") as f:
+            f.write(value)
+
+    def _apply_cpu_settings(
+        self,
+        cpu_weight: int | None,
+        cpu_quota_us: int | None,
+        cpu_period_us: int,
+        cpus: Iterable[int] | None,
+    ) -> None:
+        v2 = self._controllers()
+        if cpu_weight is not None:
+            if not 1 <= cpu_weight <= 10_000:
+                raise ValueError(f"cpu_weight must be 1-10000, got {cpu_weight}")
+            if "cpu" in v2:
+                self._write(self.abspath, "cpu.weight", str(cpu_weight))
+            else:
+                self._write(self._v1_dir("cpu"), "cpu.shares", str(cpu_weight * 1024 // 100))
+        if cpu_quota_us is not None:
+            if cpu_quota_us < 1000 or cpu_period_us < 1000:
+                raise ValueError("cpu_quota_us and cpu_period_us must be at least 1000")
+            if "cpu" in v2:
+                self._write(self.abspath, "cpu.max", f"{cpu_quota_us} {cpu_period_us}")
+            else:
+                v1 = self._v1_dir("cpu")
+                self._write(v1, "cpu.cfs_period_us", str(cpu_period_us))
+                self._write(v1, "cpu.cfs_quota_us", str(cpu_quota_us))
+        if cpus is not None:
+            cpu_list = ",".join(str(c) for c in sorted(set(cpus)))
+            if "cpuset" in v2:
+                self._write(self.abspath, "cpuset.cpus", cpu_list)
+            else:
+                v1 = self._v1_dir("cpuset")
+                # A v1 cpuset takes no task before it has memory nodes.
+                with open(os.path.join(os.path.dirname(v1), "cpuset.mems")) as f:
+                    self._write(v1, "cpuset.mems", f.read().strip())
+                self._write(v1, "cpuset.cpus", cpu_list)
+
+    def cpu_stat(self) -> dict[str, int]:
+        """CPU throttling so far, in v2 terms: ``nr_periods``, ``nr_throttled``
+        and ``throttled_usec`` (from v2 ``cpu.stat``, or the v1 ``cpu``
+        cgroup's ``throttled_time`` in ns on hybrid hosts)."""
+        directory = self.v1_paths.get("cpu", self.abspath)
+        with open(os.path.join(directory, "cpu.stat")) as f:
+            stat = {k: int(v) for k, v in (line.split() for line in f if line.strip())}
+        if "throttled_time" in stat:
+            stat["throttled_usec"] = stat["throttled_time"] // 1000
+        return stat
 
     # -- processes ---------------------------------------------------------
 
@@ -100,12 +200,13 @@ class TestCgroup:
     ) -> subprocess.Popen[bytes]:
         """Starts ``argv`` inside this cgroup (it is moved in before exec, so
         it never runs elsewhere), optionally pinned to ``cpus``."""
-        procs = os.path.join(self.abspath, "cgroup.procs")
+        procs = [os.path.join(d, "cgroup.procs") for d in (self.abspath, *self.v1_paths.values())]
         cpu_set = None if cpus is None else set(cpus)
 
         def enter() -> None:
-            with open(procs, "w") as f:
-                f.write(str(os.getpid()))
+            for path in procs:
+                with open(path, "w") as f:
+                    f.write(str(os.getpid()))
             if cpu_set is not None:
                 os.sched_setaffinity(0, cpu_set)
 
@@ -118,6 +219,17 @@ class TestCgroup:
         )
         self._children.append(child)
         return child
+
+    def spawn(self, fn: Callable[..., object], *args: object) -> BaseProcess:
+        """Runs ``fn(*args)`` in a new (forked) process inside this cgroup; it
+        joins the cgroup before ``fn`` starts."""
+        procs = [os.path.join(d, "cgroup.procs") for d in (self.abspath, *self.v1_paths.values())]
+        process = multiprocessing.get_context("fork").Process(
+            target=_run_in_cgroups, args=(procs, fn, args), daemon=True
+        )
+        process.start()
+        self._spawned.append(process)
+        return process
 
     def _read_ids(self, file: str) -> list[int]:
         with open(os.path.join(self.abspath, file)) as f:
@@ -177,6 +289,9 @@ class TestCgroup:
                 child.kill()
                 child.wait()
         self._children.clear()
+        for process in self._spawned:
+            process.join(timeout)
+        self._spawned.clear()
         deadline = time.monotonic() + timeout
         while self.pids():
             if time.monotonic() > deadline:
@@ -184,21 +299,13 @@ class TestCgroup:
             time.sleep(0.01)
 
     def remove(self) -> None:
-        """Kills the processes and removes the cgroup; safe to call twice."""
-        if not os.path.isdir(self.abspath):
-            return
-        self.kill()
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                os.rmdir(self.abspath)
-                return
-            except FileNotFoundError:
-                return
-            except OSError:  # EBUSY while the last exits are accounted
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
+        """Kills the processes and removes the cgroup (and its v1 companions);
+        safe to call twice."""
+        if os.path.isdir(self.abspath):
+            self.kill()
+        for directory in [*self.v1_paths.values(), self.abspath]:
+            _rmdir_when_empty(directory)
+        self.v1_paths.clear()
 
     def __enter__(self) -> TestCgroup:
         return self
@@ -213,6 +320,27 @@ class TestCgroup:
 
     def __repr__(self) -> str:
         return f"<TestCgroup {self.path} id={self.id}>"
+
+
+def _run_in_cgroups(procs: list[str], fn: Callable[..., object], args: tuple) -> None:
+    for path in procs:
+        with open(path, "w") as f:
+            f.write(str(os.getpid()))
+    fn(*args)
+
+
+def _rmdir_when_empty(directory: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.rmdir(directory)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:  # EBUSY while the last exits are accounted
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @dataclass(frozen=True)
