@@ -39,11 +39,19 @@ const UNLOAD_TIMEOUT: Duration = Duration::from_secs(2);
 /// the ring fills past its wakeup mark. Also bounds how long stop() waits.
 const MAX_POLL: Duration = Duration::from_millis(10);
 
+/// The maps of wait attribution.
+pub struct AttributionMaps {
+    pub blame: MapHandle,
+    pub switch_outs: MapHandle,
+}
+
 /// Handles the owner thread hands out once the probe is attached: duplicated
 /// descriptors, valid after the skeleton is gone.
 pub struct MapHandles {
     pub hists: MapHandle,
     pub counters: MapHandle,
+    /// When the probe attributes waits.
+    pub attribution: Option<AttributionMaps>,
     /// The benchmark-only synthetic source, when loaded.
     pub synthetic: Option<ProgramHandle>,
 }
@@ -132,9 +140,18 @@ fn set_up<'obj>(
         ),
         _ => None,
     };
+    let attribution = if config.attribution {
+        Some(AttributionMaps {
+            blame: duplicate(&skel.maps.runq_blame)?,
+            switch_outs: duplicate(&skel.maps.switch_outs)?,
+        })
+    } else {
+        None
+    };
     let handles = MapHandles {
         hists: duplicate(&skel.maps.runq_hists)?,
         counters: duplicate(&skel.maps.counters)?,
+        attribution,
         synthetic,
     };
     let stream = match (sink, &config.stream) {

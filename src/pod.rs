@@ -1,9 +1,12 @@
 //! Decoding map values and ring-buffer records into the skeleton's generated
 //! types (which are the single definition of each wire struct).
 
+use crate::runq_skel::types::runq_blame;
+use crate::runq_skel::types::runq_blame_key;
 use crate::runq_skel::types::runq_counters;
 use crate::runq_skel::types::runq_event;
 use crate::runq_skel::types::runq_hist;
+use crate::runq_skel::types::runq_switch_outs;
 
 /// Plain-old-data wire types: repr(C), made only of integers and integer
 /// arrays, so that every bit pattern is a valid value.
@@ -11,6 +14,10 @@ pub trait Pod: Copy {}
 impl Pod for runq_hist {}
 impl Pod for runq_counters {}
 impl Pod for runq_event {}
+impl Pod for runq_blame_key {}
+impl Pod for runq_blame {}
+impl Pod for runq_switch_outs {}
+impl Pod for u64 {}
 
 /// Decodes bytes into a wire type; None if there are too few.
 pub fn decode_pod<T: Pod>(bytes: &[u8]) -> Option<T> {

@@ -24,6 +24,9 @@ use crate::runq_probe::StreamConfig;
 /// signals (Ctrl-C) are checked between slices.
 const WAIT_SLICE: Duration = Duration::from_millis(50);
 
+/// (cgroup_id, voluntary, preempted_same, preempted_other, preempted_system)
+type SwitchOutRow = (u64, u64, u64, u64, u64);
+
 /// Loads, attaches and reads the run-queue probe.
 #[pyclass(module = "noisy_neighbor._native", name = "RunqCore")]
 pub struct PyRunqCore {
@@ -106,6 +109,8 @@ impl PyRunqCore {
         rate_limit_ns = None,
         pending_batches = 16,
         synthetic = false,
+        attribution = false,
+        system_slice_id = 0,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -120,6 +125,8 @@ impl PyRunqCore {
         rate_limit_ns: Option<u64>,
         pending_batches: usize,
         synthetic: bool,
+        attribution: bool,
+        system_slice_id: u64,
     ) -> PyResult<Self> {
         let method = Method::parse(method).ok_or_else(|| {
             PyValueError::new_err(format!(
@@ -146,6 +153,8 @@ impl PyRunqCore {
             cgroup_filter: cgroup_ids,
             max_cgroups,
             stream,
+            attribution,
+            system_slice_id,
         };
         // Loading runs the verifier, which can take a while: let Python run.
         let probe = py.detach(|| RunqProbe::start(config))?;
@@ -238,6 +247,34 @@ impl PyRunqCore {
         }
         py.detach(|| self.probe.synthetic_burst(count))?;
         Ok(())
+    }
+
+    /// Waits split by who had the CPU: (cgroup_id, culprit_cgroup_id, count,
+    /// total_ns) tuples, culprit 0 meaning the CPU was idle.
+    fn blame(&self, py: Python<'_>) -> PyResult<Vec<(u64, u64, u64, u64)>> {
+        let blame = py.detach(|| self.probe.blame())?;
+        Ok(blame
+            .into_iter()
+            .map(|b| (b.cgroup_id, b.culprit_cgroup_id, b.count, b.total_ns))
+            .collect())
+    }
+
+    /// Switch-outs per cgroup: (cgroup_id, voluntary, preempted_same,
+    /// preempted_other, preempted_system) tuples.
+    fn switch_outs(&self, py: Python<'_>) -> PyResult<Vec<SwitchOutRow>> {
+        let outs = py.detach(|| self.probe.switch_outs())?;
+        Ok(outs
+            .into_iter()
+            .map(|o| {
+                (
+                    o.cgroup_id,
+                    o.voluntary,
+                    o.preempted_same,
+                    o.preempted_other,
+                    o.preempted_system,
+                )
+            })
+            .collect())
     }
 
     /// Kernel-side counters summed over CPUs, and what happened to streamed

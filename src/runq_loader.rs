@@ -57,6 +57,14 @@ pub fn load_and_attach<'obj>(
         .last_event_ns
         .set_max_entries(config.max_cgroups)
         .map_err(|err| sizing("last_event_ns", err))?;
+    open.maps
+        .runq_blame
+        .set_max_entries(config.max_cgroups.saturating_mul(4))
+        .map_err(|err| sizing("runq_blame", err))?;
+    open.maps
+        .switch_outs
+        .set_max_entries(config.max_cgroups)
+        .map_err(|err| sizing("switch_outs", err))?;
     if let Some(filter) = &config.cgroup_filter {
         let capacity = u32::try_from(filter.len().max(1)).unwrap_or(u32::MAX);
         open.maps
@@ -76,6 +84,8 @@ pub fn load_and_attach<'obj>(
         .as_deref_mut()
         .ok_or_else(|| ProbeError::Load("the probe has no rodata".to_string()))?;
     rodata.filter_cgroups = config.cgroup_filter.is_some();
+    rodata.attribute_waits = config.attribution;
+    rodata.system_slice_id = config.system_slice_id;
     if let Some(stream) = &config.stream {
         rodata.stream_events = true;
         rodata.rate_limit_ns = stream.rate_limit_ns;

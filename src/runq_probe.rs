@@ -18,8 +18,10 @@ use crossbeam_channel::Sender;
 use libbpf_rs::Btf;
 use libbpf_rs::MapCore as _;
 use libbpf_rs::MapFlags;
+use libbpf_rs::MapHandle;
 
 use crate::drain::own_probe;
+use crate::drain::AttributionMaps;
 use crate::drain::MapHandles;
 use crate::drain::StreamSink;
 use crate::errors::ProbeError;
@@ -27,8 +29,12 @@ use crate::event_batch::DrainStats;
 use crate::event_batch::EventColumns;
 use crate::kernel;
 use crate::pod::decode_pod;
+use crate::pod::Pod;
+use crate::runq_skel::types::runq_blame;
+use crate::runq_skel::types::runq_blame_key;
 use crate::runq_skel::types::runq_counters;
 use crate::runq_skel::types::runq_hist;
+use crate::runq_skel::types::runq_switch_outs;
 use crate::runq_skel::types::runq_synthetic_args;
 
 /// How a wait is measured (see `src/bpf/runq.bpf.c`).
@@ -104,6 +110,10 @@ pub struct RunqConfig {
     pub max_cgroups: u32,
     /// Stream one event per wait, besides the histograms.
     pub stream: Option<StreamConfig>,
+    /// Split waits by the cgroup that had the CPU; count switch-outs by cause.
+    pub attribution: bool,
+    /// Cgroup id of /system.slice (0: none), whose subtree counts as "system".
+    pub system_slice_id: u64,
 }
 
 /// One cgroup's histogram as the kernel aggregated it.
@@ -118,6 +128,26 @@ pub struct CgroupHist {
     pub cgroup_name: String,
 }
 
+/// Waits of one cgroup that ended with the CPU coming from another (or the
+/// same) cgroup; `culprit_cgroup_id` 0 means the CPU was idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blame {
+    pub cgroup_id: u64,
+    pub culprit_cgroup_id: u64,
+    pub count: u64,
+    pub total_ns: u64,
+}
+
+/// Why tasks of one cgroup left the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchOuts {
+    pub cgroup_id: u64,
+    pub voluntary: u64,
+    pub preempted_same: u64,
+    pub preempted_other: u64,
+    pub preempted_system: u64,
+}
+
 /// Kernel-side counters, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -129,6 +159,7 @@ pub struct Counters {
     pub events: u64,
     pub dropped_ringbuf: u64,
     pub rate_limited: u64,
+    pub failed_attribution: u64,
 }
 
 impl Counters {
@@ -141,10 +172,11 @@ impl Counters {
         self.events += cpu.events;
         self.dropped_ringbuf += cpu.dropped_ringbuf;
         self.rate_limited += cpu.rate_limited;
+        self.failed_attribution += cpu.failed_attribution;
     }
 
     /// Name and value of each counter, for Python's `stats()`.
-    pub fn named(&self) -> [(&'static str, u64); 8] {
+    pub fn named(&self) -> [(&'static str, u64); 9] {
         [
             ("switches", self.switches),
             ("waits", self.waits),
@@ -154,6 +186,7 @@ impl Counters {
             ("events", self.events),
             ("dropped_ringbuf", self.dropped_ringbuf),
             ("rate_limited", self.rate_limited),
+            ("failed_attribution", self.failed_attribution),
         ]
     }
 }
@@ -310,6 +343,42 @@ impl RunqProbe {
         Ok(hists)
     }
 
+    /// Every (waiting cgroup, culprit cgroup) pair so far.
+    pub fn blame(&self) -> Result<Vec<Blame>, ProbeError> {
+        read_hash::<runq_blame_key, runq_blame, _>(self.attribution_map(|m| &m.blame)?, |k, v| {
+            Blame {
+                cgroup_id: k.cgroup_id,
+                culprit_cgroup_id: k.culprit_cgroup_id,
+                count: v.count,
+                total_ns: v.total_ns,
+            }
+        })
+    }
+
+    /// Switch-outs by cause, per cgroup, so far.
+    pub fn switch_outs(&self) -> Result<Vec<SwitchOuts>, ProbeError> {
+        read_hash::<u64, runq_switch_outs, _>(self.attribution_map(|m| &m.switch_outs)?, |k, v| {
+            SwitchOuts {
+                cgroup_id: k,
+                voluntary: v.voluntary,
+                preempted_same: v.preempted_same,
+                preempted_other: v.preempted_other,
+                preempted_system: v.preempted_system,
+            }
+        })
+    }
+
+    fn attribution_map(
+        &self,
+        pick: impl Fn(&AttributionMaps) -> &MapHandle,
+    ) -> Result<&MapHandle, ProbeError> {
+        self.maps.attribution.as_ref().map(pick).ok_or_else(|| {
+            ProbeError::State(
+                "this probe does not attribute waits: create it with attribution=True".to_string(),
+            )
+        })
+    }
+
     /// Per-CPU counters summed over CPUs.
     pub fn counters(&self) -> Result<Counters, ProbeError> {
         let per_cpu = self
@@ -333,6 +402,31 @@ impl Drop for RunqProbe {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Reads every entry of a hash map with plain-old-data keys and values.
+fn read_hash<K: Pod, V: Pod, T>(
+    map: &MapHandle,
+    convert: impl Fn(K, V) -> T,
+) -> Result<Vec<T>, ProbeError> {
+    let mut entries = Vec::new();
+    for key in map.keys() {
+        let Some(value) = map
+            .lookup(&key, MapFlags::ANY)
+            .map_err(|err| ProbeError::Map(format!("reading a map: {err}")))?
+        else {
+            continue; // removed between listing and lookup
+        };
+        match (decode_pod::<K>(&key), decode_pod::<V>(&value)) {
+            (Some(k), Some(v)) => entries.push(convert(k, v)),
+            _ => {
+                return Err(ProbeError::Map(
+                    "a map entry has an unexpected size".to_string(),
+                ))
+            }
+        }
+    }
+    Ok(entries)
 }
 
 /// A NUL-terminated C char array as a Rust string (lossy for non-UTF-8 names).

@@ -26,6 +26,7 @@ from .errors import (
 from .events import EventBatch
 from .histogram import CgroupHistogram
 from .probe import RunqProbe
+from .report import NoisyNeighborReport, Thresholds, Verdict, report
 from .resolver import CgroupInfo, CgroupResolver, resolve_cgroup
 
 __all__ = [
@@ -39,11 +40,15 @@ __all__ = [
     "EventBatch",
     "KernelTooOldError",
     "NoisyNeighborError",
+    "NoisyNeighborReport",
     "PrivilegeError",
     "ProbeLoadError",
     "ProbeStateError",
     "RunqProbe",
+    "Thresholds",
+    "Verdict",
     "__version__",
     "find_cgroup2_mount",
+    "report",
     "resolve_cgroup",
 ]

@@ -142,6 +142,10 @@ class CgroupTree:
             self.rescan()
         return self._paths.get(cgroup_id)
 
+    def known_paths(self) -> dict[int, str]:
+        """Every live cgroup as of the last scan, by id."""
+        return dict(self._paths)
+
     def last_known_path(self, cgroup_id: int) -> str | None:
         """Path of the cgroup now or, if it has been removed, when last seen."""
         return self.path(cgroup_id) or self._gone.get(cgroup_id)

@@ -4,6 +4,7 @@ histograms with their cgroup paths."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any
@@ -15,7 +16,9 @@ from .cgroupfs import CgroupTree
 from .errors import ProbeStateError
 from .events import EventBatch
 from .histogram import CgroupHistogram
+from .report import NoisyNeighborReport, Thresholds, from_histograms
 from .resolver import CgroupResolver
+from .throttling import ThrottleBaseline
 
 __all__ = ["METHODS", "RunqProbe"]
 
@@ -52,6 +55,8 @@ class RunqProbe:
             ``stats()["rate_limited"]``. None: every event.
         pending_batches: batches kept waiting for a slow reader before new
             ones are dropped (counted in ``stats()["dropped_batches"]``).
+        attribution: also split each cgroup's waits by the cgroup that had the
+            CPU and count switch-outs by cause, for :meth:`report`.
     """
 
     def __init__(
@@ -66,6 +71,7 @@ class RunqProbe:
         batch_ms: float = 100.0,
         rate_limit_ns: int | None = None,
         pending_batches: int = 16,
+        attribution: bool = False,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
@@ -74,6 +80,10 @@ class RunqProbe:
         self.requested_method = method
         self.max_cgroups = max_cgroups
         self.stream = stream
+        self.attribution = attribution
+        self._throttle_baseline: ThrottleBaseline | None = None
+        self._started_at: float | None = None
+        self._stopped_at: float | None = None
         self._stream_options = dict(
             ring_buffer_bytes=ring_buffer_bytes,
             batch_events=batch_events,
@@ -96,19 +106,30 @@ class RunqProbe:
         self._tree = CgroupTree()
         self._resolver = CgroupResolver(self._tree)
         cgroup_ids = None if self._cgroups is None else self._filter_ids(self._cgroups)
+        system_slice_id = 0
+        if self.attribution:
+            self._tree.rescan()
+            paths = self._tree.known_paths()
+            system_slice_id = next((i for i, p in paths.items() if p == "/system.slice"), 0)
+            self._throttle_baseline = ThrottleBaseline(paths, self._tree.mount)
         self._core = _native.RunqCore(
             self.requested_method,
             cgroup_ids,
             self.max_cgroups,
             stream=self.stream,
+            attribution=self.attribution,
+            system_slice_id=system_slice_id,
             **self._stream_options,  # type: ignore[arg-type]
         )
+        self._started_at = time.monotonic()
+        self._stopped_at = None
         return self
 
     def stop(self) -> None:
         """Detaches and unloads the probe. Readings stay available."""
-        if self._core is not None:
+        if self._core is not None and self._core.running:
             self._core.stop()
+            self._stopped_at = time.monotonic()
 
     def __enter__(self) -> RunqProbe:
         return self.start()
@@ -195,6 +216,25 @@ class RunqProbe:
             max_ns=0,
             cgroup_path=self._tree.path(cgroup_id),
             info=self._resolver.resolve(cgroup_id),
+        )
+
+    def report(self, thresholds: Thresholds | None = None) -> NoisyNeighborReport:
+        """Who made whom wait so far, with a verdict per cgroup (needs
+        ``attribution=True``); see :mod:`noisy_neighbor.report` for the rules."""
+        core = self._started_core()
+        if not self.attribution or self._throttle_baseline is None:
+            raise ProbeStateError(
+                "this probe does not attribute waits: create it with attribution=True"
+            )
+        assert self._started_at is not None
+        end = self._stopped_at or time.monotonic()
+        return from_histograms(
+            self.histograms(),
+            core.blame(),
+            core.switch_outs(),
+            self._throttle_baseline.since_start,
+            window_s=end - self._started_at,
+            thresholds=thresholds,
         )
 
     def stats(self) -> dict[str, int]:

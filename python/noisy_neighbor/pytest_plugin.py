@@ -187,8 +187,9 @@ def cpu_hog() -> Iterator[Callable[..., list[subprocess.Popen[bytes]]]]:
 
 @pytest.fixture
 def runq_probe(request: pytest.FixtureRequest) -> Iterator[RunqProbe]:
-    """A run-queue probe attached for the test's body and detached after it."""
-    probe = RunqProbe()
+    """A run-queue probe attached for the test's body and detached after it,
+    with attribution on, so ``runq_probe.report()`` gives verdicts."""
+    probe = RunqProbe(attribution=True)
     probe.start()
     try:
         yield probe

@@ -42,6 +42,10 @@ const volatile bool filter_cgroups = false;
 const volatile bool stream_events = false;
 /* At most one event per cgroup per CPU per this many ns (0: no limit). */
 const volatile __u64 rate_limit_ns = 0;
+/* Split each wait by the cgroup that had the CPU, and count switch-outs by cause. */
+const volatile bool attribute_waits = false;
+/* Cgroup id of /system.slice (0: none): its subtree counts as "system". */
+const volatile __u64 system_slice_id = 0;
 /* Wake the reader only once this much data is waiting: a wakeup per record
  * costs more than the record itself, and the reader also polls on a timer. */
 const volatile __u64 wakeup_bytes = 0;
@@ -71,6 +75,27 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4096); /* the host sizes it (ring_buffer_bytes) */
 } events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4 * RUNQ_DEFAULT_MAX_CGROUPS); /* pairs; the host resizes it */
+	__type(key, struct runq_blame_key);
+	__type(value, struct runq_blame);
+} runq_blame SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RUNQ_DEFAULT_MAX_CGROUPS);
+	__type(key, __u64);
+	__type(value, struct runq_switch_outs);
+} switch_outs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct runq_cpu_slices);
+} cpu_slices SEC(".maps");
 
 /* Only referenced through sizeof() above, which emits no type information:
  * this puts struct runq_event into BTF, so the skeleton generates its Rust type. */
@@ -102,8 +127,10 @@ struct {
 	__type(value, struct task_wait);
 } task_waits SEC(".maps");
 
-/* Zeroed template for new histogram entries; too big for the 512-byte stack. */
+/* Zeroed templates for new entries (the histogram is too big for the stack). */
 static struct runq_hist zero_hist;
+static struct runq_blame zero_blame;
+static struct runq_switch_outs zero_switch_outs;
 
 void bpf_rcu_read_lock(void) __ksym;
 void bpf_rcu_read_unlock(void) __ksym;
@@ -145,20 +172,156 @@ static __always_inline __u32 log2_slot(__u64 v)
 	return slot;
 }
 
+/* The value under `key`, created zeroed if absent; NULL (counted) if the map
+ * is full. */
+static __always_inline void *lookup_or_init(void *map, const void *key, const void *zero)
+{
+	void *value = bpf_map_lookup_elem(map, key);
+	long err;
+
+	if (value)
+		return value;
+	err = bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
+	if (err && err != -17 /* EEXIST: another CPU created it first */)
+		return NULL;
+	return bpf_map_lookup_elem(map, key);
+}
+
+#define PF_KTHREAD 0x00200000 /* include/linux/sched.h */
+
+/* Kernel threads, the root cgroup and the system.slice subtree: "system". */
+static __always_inline bool is_system_task(struct task_struct *task, __u64 cgroup_id)
+{
+	struct cgroup *cgrp;
+	bool system = false;
+
+	if (!task->pid || (task->flags & PF_KTHREAD) || cgroup_id == 1)
+		return true;
+	if (!system_slice_id || !bpf_core_field_exists(cgrp->ancestors))
+		return false;
+	bpf_rcu_read_lock();
+	cgrp = task->cgroups->dfl_cgrp;
+	if (cgrp->level >= 1)
+		system = cgrp->ancestors[1]->kn->id == system_slice_id;
+	bpf_rcu_read_unlock();
+	return system;
+}
+
+/* At every switch (with attribution on): closes prev's slice of CPU time on
+ * this CPU's ring, and books why prev left the CPU to prev's cgroup. `now` is
+ * in the clock the method measures waits with. */
+static __always_inline void note_switch(struct runq_counters *cnt, struct task_struct *prev,
+					struct task_struct *next, bool prev_runnable, __u64 now)
+{
+	__u32 zero = 0;
+	struct runq_cpu_slices *slices = bpf_map_lookup_elem(&cpu_slices, &zero);
+	__u64 prev_cgroup_id = prev->pid ? task_cgroup_id(prev) : RUNQ_IDLE_CULPRIT;
+	struct runq_switch_outs *outs;
+	__u64 next_cgroup_id;
+
+	if (slices) {
+		__u32 head = (slices->head + 1) & (RUNQ_SLICES - 1);
+
+		slices->end[head] = now;
+		slices->cgroup[head] = prev_cgroup_id;
+		slices->head = head;
+	}
+	if (!prev->pid) /* the idle task leaving is not a switch-out */
+		return;
+	outs = lookup_or_init(&switch_outs, &prev_cgroup_id, &zero_switch_outs);
+	if (!outs) {
+		cnt->failed_attribution++;
+		return;
+	}
+	if (!prev_runnable) {
+		__sync_fetch_and_add(&outs->voluntary, 1);
+		return;
+	}
+	next_cgroup_id = next->pid ? task_cgroup_id(next) : 1;
+	if (next_cgroup_id == prev_cgroup_id)
+		__sync_fetch_and_add(&outs->preempted_same, 1);
+	else if (is_system_task(next, next_cgroup_id))
+		__sync_fetch_and_add(&outs->preempted_system, 1);
+	else
+		__sync_fetch_and_add(&outs->preempted_other, 1);
+}
+
+#define BLAME_SLOTS 4 /* distinct culprits split per wait; the rest is untracked */
+
+static __always_inline void add_blame(struct runq_counters *cnt, __u64 cgroup_id, __u64 culprit,
+				      __u64 ns)
+{
+	struct runq_blame_key key = { .cgroup_id = cgroup_id, .culprit_cgroup_id = culprit };
+	struct runq_blame *blame = lookup_or_init(&runq_blame, &key, &zero_blame);
+
+	if (!blame) {
+		cnt->failed_attribution++;
+		return;
+	}
+	__sync_fetch_and_add(&blame->count, 1);
+	__sync_fetch_and_add(&blame->total_ns, ns);
+}
+
+/* Splits a wait of `wait_ns`, of which the last `here_ns` were spent queued on
+ * this CPU (up to `now`), over the slices of CPU time that ran meanwhile. */
+static __always_inline void blame_wait(struct runq_counters *cnt, __u64 cgroup_id, __u64 wait_ns,
+				       __u64 here_ns, __u64 now)
+{
+	__u64 culprits[BLAME_SLOTS] = {}, parts[BLAME_SLOTS] = {};
+	__u64 start = now - here_ns, end = now, untracked = wait_ns - here_ns;
+	struct runq_cpu_slices *slices;
+	__u32 zero = 0, head;
+	int used = 0;
+
+	slices = bpf_map_lookup_elem(&cpu_slices, &zero);
+	if (!slices)
+		return;
+	head = slices->head;
+	for (int i = 0; i < RUNQ_SLICES - 1 && end > start; i++) {
+		__u32 idx = (head - i) & (RUNQ_SLICES - 1);
+		__u64 slice_start = slices->end[(head - i - 1) & (RUNQ_SLICES - 1)];
+		__u64 culprit = slices->cgroup[idx];
+		__u64 part;
+		int slot = -1;
+
+		if (!slice_start) /* ring not filled yet */
+			break;
+		if (slice_start < start)
+			slice_start = start;
+		part = end > slice_start ? end - slice_start : 0;
+		end = slice_start;
+		for (int j = 0; j < BLAME_SLOTS; j++) {
+			if (j < used && culprits[j] == culprit) {
+				slot = j;
+				break;
+			}
+		}
+		if (slot < 0 && used < BLAME_SLOTS) {
+			slot = used++;
+			culprits[slot] = culprit;
+		}
+		if (slot >= 0 && slot < BLAME_SLOTS)
+			parts[slot] += part;
+		else
+			untracked += part;
+	}
+	untracked += end - start; /* older than the ring */
+	for (int j = 0; j < BLAME_SLOTS; j++) {
+		if (j < used && parts[j])
+			add_blame(cnt, cgroup_id, culprits[j], parts[j]);
+	}
+	if (untracked)
+		add_blame(cnt, cgroup_id, RUNQ_UNTRACKED_CULPRIT, untracked);
+}
+
 static __always_inline struct runq_hist *hist_of(__u64 cgroup_id, struct task_struct *task)
 {
 	struct runq_hist *hist = bpf_map_lookup_elem(&runq_hists, &cgroup_id);
 	const char *name;
-	long err;
 
 	if (hist)
 		return hist;
-	err = bpf_map_update_elem(&runq_hists, &cgroup_id, &zero_hist, BPF_NOEXIST);
-	if (err && err != -17 /* EEXIST: another CPU created it first */) {
-		cpu_counters()->failed_updates++;
-		return NULL;
-	}
-	hist = bpf_map_lookup_elem(&runq_hists, &cgroup_id);
+	hist = lookup_or_init(&runq_hists, &cgroup_id, &zero_hist);
 	if (!hist) {
 		cpu_counters()->failed_updates++;
 		return NULL;
@@ -212,8 +375,10 @@ static __always_inline void emit_event(struct runq_counters *cnt, struct task_st
 	cnt->events++;
 }
 
+/* Books one wait of `waiter`, of which the last `here_ns` (up to `now`) were
+ * spent queued on this CPU, to its histogram, attribution and stream. */
 static __always_inline void record_wait(struct task_struct *waiter, struct task_struct *prev,
-					__u64 wait_ns, bool preempted)
+					__u64 wait_ns, __u64 here_ns, __u64 now, bool preempted)
 {
 	__u64 cgroup_id = task_cgroup_id(waiter);
 	struct runq_counters *cnt = cpu_counters();
@@ -241,6 +406,8 @@ static __always_inline void record_wait(struct task_struct *waiter, struct task_
 		}
 		__builtin_memcpy(hist->comm, waiter->comm, sizeof(hist->comm));
 	}
+	if (attribute_waits)
+		blame_wait(cnt, cgroup_id, wait_ns, here_ns, now);
 	if (stream_events)
 		emit_event(cnt, waiter, prev, cgroup_id, wait_ns, preempted);
 }
@@ -250,45 +417,52 @@ static __always_inline void record_wait(struct task_struct *waiter, struct task_
 static __always_inline void switch_sched_info(struct task_struct *prev, struct task_struct *next,
 					      struct rq *rq)
 {
+	__u64 last_queued, run_delay, wait_ns, here_ns, now;
 	struct task_wait *state;
-	__u64 last_queued, run_delay, wait_ns;
 	bool preempted = false;
 
 	cpu_counters()->switches++;
-	/* Only the event stream reports why a task was queued; the kernel's stamp
-	 * does not say, so remember it when a still-runnable prev is put back. */
-	if (stream_events && prev->pid && get_task_state(prev) == TASK_RUNNING) {
-		state = bpf_task_storage_get(&task_waits, prev, 0,
-					     BPF_LOCAL_STORAGE_GET_F_CREATE);
-		if (state)
-			state->preempted = 1;
-		else
-			cpu_counters()->failed_task_storage++;
+	if (!rq)
+		return;
+	now = rq->clock;
+	if (stream_events || attribute_waits) {
+		bool prev_runnable = prev->pid && get_task_state(prev) == TASK_RUNNING;
+
+		if (attribute_waits)
+			note_switch(cpu_counters(), prev, next, prev_runnable, now);
+		/* Only the event stream reports why a task was queued; the kernel's
+		 * stamp does not say, so remember it when prev is put back. */
+		if (stream_events && prev_runnable) {
+			state = bpf_task_storage_get(&task_waits, prev, 0,
+						     BPF_LOCAL_STORAGE_GET_F_CREATE);
+			if (state)
+				state->preempted = 1;
+			else
+				cpu_counters()->failed_task_storage++;
+		}
 	}
 	/* Not queued (e.g. the idle task): the kernel counts no wait either. */
 	last_queued = next->sched_info.last_queued;
-	if (!last_queued || !rq)
+	if (!last_queued)
 		return;
-	wait_ns = rq->clock - last_queued;
+	wait_ns = here_ns = now - last_queued;
 
 	run_delay = next->sched_info.run_delay;
 	state = bpf_task_storage_get(&task_waits, next, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (state) {
 		/* Growth since the last switch-in is wait the kernel booked when the
 		 * task migrated while queued; it is part of this wait. */
-		__u64 this_queue_ns = wait_ns;
-
 		if (state->seen && run_delay > state->run_delay_seen)
 			wait_ns += run_delay - state->run_delay_seen;
 		/* The kernel adds this wait to run_delay right after the tracepoint. */
-		state->run_delay_seen = run_delay + this_queue_ns;
+		state->run_delay_seen = run_delay + here_ns;
 		state->seen = 1;
 		preempted = state->preempted;
 		state->preempted = 0;
 	} else {
 		cpu_counters()->failed_task_storage++;
 	}
-	record_wait(next, prev, wait_ns, preempted);
+	record_wait(next, prev, wait_ns, here_ns, now, preempted);
 }
 
 /* Two flavours that differ only in how they find this CPU's run queue; the host
@@ -343,13 +517,17 @@ int BPF_PROG(nn_switch_wk, bool preempt, struct task_struct *prev, struct task_s
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct task_wait *state;
+	bool prev_runnable;
 	__u64 wait_ns;
 
 	cpu_counters()->switches++;
 	/* A preempted task goes straight back on the run queue. The `preempt`
 	 * argument is rarely set on current kernels; the state is what tells. */
-	if (preempt || get_task_state(prev) == TASK_RUNNING)
+	prev_runnable = preempt || get_task_state(prev) == TASK_RUNNING;
+	if (prev_runnable)
 		stamp_enqueue(prev, now, true);
+	if (attribute_waits)
+		note_switch(cpu_counters(), prev, next, prev_runnable && prev->pid, now);
 
 	if (!next->pid)
 		return 0;
@@ -358,7 +536,8 @@ int BPF_PROG(nn_switch_wk, bool preempt, struct task_struct *prev, struct task_s
 		return 0;
 	wait_ns = now - state->enqueued_ns;
 	state->enqueued_ns = 0;
-	record_wait(next, prev, wait_ns, state->preempted);
+	/* Stamped at wakeup, possibly on another CPU: the split assumes this one. */
+	record_wait(next, prev, wait_ns, wait_ns, now, state->preempted);
 	return 0;
 }
 

@@ -40,6 +40,44 @@ struct runq_event {
 	__u8 __pad[7];
 };
 
+/* Culprit of wait time during which the CPU was idle: no one to blame (no
+ * cgroup has id 0). On current kernels a cgroup throttled by its own quota
+ * waits like that. */
+#define RUNQ_IDLE_CULPRIT 0
+/* Culprit of wait time the probe cannot split: spent on another CPU before a
+ * migration, or older than the last RUNQ_SLICES slices of this CPU. */
+#define RUNQ_UNTRACKED_CULPRIT 0xffffffffffffffffULL
+/* CPU slices remembered per CPU to split a wait among the cgroups that ran. */
+#define RUNQ_SLICES 16
+
+/* Key of `runq_blame`: whose wait, and which cgroup held the CPU meanwhile.
+ * A wait is split over every slice of CPU time that ran while it waited, so
+ * each part goes to the cgroup that actually had the CPU then. */
+struct runq_blame_key {
+	__u64 cgroup_id;
+	__u64 culprit_cgroup_id;
+};
+
+struct runq_blame {
+	__u64 count;    /* waits that spent some time behind this culprit */
+	__u64 total_ns; /* the time */
+};
+
+/* Per CPU: the last RUNQ_SLICES stretches of CPU time and whose they were. */
+struct runq_cpu_slices {
+	__u64 end[RUNQ_SLICES];    /* clock at the end of the slice */
+	__u64 cgroup[RUNQ_SLICES]; /* cgroup of the task that ran it (0: idle) */
+	__u32 head;                /* newest slice */
+};
+
+/* Value of `switch_outs`: why tasks of a cgroup left the CPU. */
+struct runq_switch_outs {
+	__u64 voluntary;        /* slept or blocked */
+	__u64 preempted_same;   /* still runnable; the CPU went to the same cgroup */
+	__u64 preempted_other;  /* ... to another cgroup */
+	__u64 preempted_system; /* ... to a kernel thread, the root cgroup or system.slice */
+};
+
 /* Context of the benchmark-only nn_synthetic program (BPF_PROG_TEST_RUN). */
 struct runq_synthetic_args {
 	__u64 count; /* events to write into the ring buffer */
@@ -56,6 +94,7 @@ struct runq_counters {
 	__u64 events;              /* records submitted to the ring buffer */
 	__u64 dropped_ringbuf;     /* ring buffer full: record not streamed */
 	__u64 rate_limited;        /* record skipped by the per-cgroup rate limit */
+	__u64 failed_attribution;  /* runq_blame or switch_outs full: not attributed */
 };
 
 #endif /* __NN_RUNQ_H */
