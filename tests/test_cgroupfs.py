@@ -69,3 +69,13 @@ def test_ids_are_inodes_and_removed_cgroups_keep_their_last_path(cgroup_factory)
     assert tree.last_known_path(cgroup.id) == cgroup.path
     with pytest.raises(CgroupNotFoundError, match="relative to the cgroup2"):
         tree.id_of(cgroup.path)
+
+
+@pytest.mark.needs_bpf  # creates real cgroups: needs root
+def test_a_cgroup_made_after_the_last_scan_is_found_at_once(cgroup_factory) -> None:
+    tree = CgroupTree(rescan_interval=3600)  # no time-based rescans
+    tree.rescan()
+    cgroup = cgroup_factory()
+    assert tree.path(cgroup.id) == cgroup.path  # a newer id triggers a rescan
+    assert tree.path(10**15) is None  # unknown ids rescan once, then not again
+    assert 10**15 in tree._missed

@@ -98,3 +98,37 @@ def test_runqlat_names_containers_and_pods(tmp_path, cgroup_factory) -> None:
         env={**os.environ, "NN_POD_LOG_DIR": str(tmp_path)},
     ).stdout
     assert f"name = shop/checkout-7c9d/{cid[:12]} (container)" in out
+
+
+@pytest.mark.needs_bpf
+def test_report_names_the_neighbor_and_top_shows_it_live(cgroup_factory) -> None:
+    victim, neighbor = cgroup_factory("victim"), cgroup_factory("neighbor")
+    victim.run(CPU_HOG, cpus=[1])
+    for _ in range(2):
+        neighbor.run(CPU_HOG, cpus=[1])
+    out = subprocess.run(
+        [*CLI, "report", "--seconds", "1.5", "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    rows = {row["cgroup_id"]: row for row in json.loads(out)["cgroups"]}
+    assert rows[victim.id]["verdict"] == "noisy-neighbor"
+    assert rows[victim.id]["culprits"][0]["cgroup_id"] == neighbor.id
+
+    text = subprocess.run(
+        [*CLI, "report", "--seconds", "1"], check=True, capture_output=True, text=True
+    ).stdout
+    assert "noisy-neighbor" in text and neighbor.path.strip("/") in text
+
+    top = subprocess.run(
+        [*CLI, "top", "--interval", "0.5", "--count", "2"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert top.count("noisy-neighbor top") == 2
+    victim_line = next(line for line in top.splitlines()[::-1] if victim.path[1:] in line)
+    assert neighbor.path[1:] in victim_line and "noisy-neighbor" in victim_line

@@ -114,6 +114,8 @@ class CgroupTree:
         self.rescan_interval = rescan_interval
         self._paths: dict[int, str] = {}
         self._gone: dict[int, str] = {}
+        self._max_id = 0
+        self._missed: set[int] = set()  # ids not found by a rescan since the last
         self._scanned_at = float("-inf")
 
     def rescan(self) -> None:
@@ -131,15 +133,25 @@ class CgroupTree:
             if cgroup_id not in paths:
                 self._gone[cgroup_id] = path
         self._paths = paths
+        self._max_id = max(paths, default=0)
+        self._missed.clear()
         self._scanned_at = time.monotonic()
 
     def path(self, cgroup_id: int) -> str | None:
-        """Path of a live cgroup, or None if it does not exist (any more)."""
+        """Path of a live cgroup, or None if it does not exist (any more).
+
+        A miss rescans when the last scan is ``rescan_interval`` old, or at once
+        when the id is above every id seen so far: kernfs hands out ids in
+        increasing order, so such a cgroup was made since the last scan."""
         path = self._paths.get(cgroup_id)
         if path is not None and os.path.isdir(self.abspath(path)):
             return path
-        if time.monotonic() - self._scanned_at >= self.rescan_interval or path is not None:
+        stale = time.monotonic() - self._scanned_at >= self.rescan_interval
+        newer = cgroup_id > self._max_id and cgroup_id not in self._missed
+        if stale or newer or path is not None:
             self.rescan()
+            if cgroup_id not in self._paths:
+                self._missed.add(cgroup_id)
         return self._paths.get(cgroup_id)
 
     def known_paths(self) -> dict[int, str]:

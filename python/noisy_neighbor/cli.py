@@ -9,8 +9,11 @@ import time
 from collections.abc import Sequence
 
 from .errors import NoisyNeighborError
-from .histogram import UNITS, CgroupHistogram
+from .histogram import UNITS, CgroupHistogram, _format_ns
+from .keys import quit_keys
+from .live import IntervalReports
 from .probe import METHODS, RunqProbe
+from .report import NoisyNeighborReport
 
 __all__ = ["main"]
 
@@ -63,6 +66,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     runqlat.add_argument("--method", choices=METHODS, default="auto", help="default auto")
     runqlat.add_argument("--json", action="store_true", help="one JSON object per interval")
+
+    report = commands.add_parser(
+        "report",
+        help="collect, then say which cgroups waited, behind whom, and why",
+        description=(
+            "Collect for a while, then print per cgroup its run-queue latency, the "
+            "cgroups it waited behind, its CPU throttling and a verdict: noisy-neighbor, "
+            "self-throttled, self-contention or none."
+        ),
+    )
+    report.add_argument(
+        "--seconds", type=_positive_float, default=10.0, metavar="N", help="default 10"
+    )
+    report.add_argument("--method", choices=METHODS, default="auto", help="default auto")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    top = commands.add_parser(
+        "top",
+        help="live table of cgroups by run-queue latency, culprits and throttling",
+        description="A live table refreshed every interval; q or Ctrl-C quits.",
+    )
+    top.add_argument("--interval", type=_positive_float, default=1.0, metavar="S", help="default 1")
+    top.add_argument("--count", type=_positive_int, default=None, metavar="N")
+    top.add_argument("--rows", type=_positive_int, default=20, metavar="N", help="default 20")
+    top.add_argument("--method", choices=METHODS, default="auto", help="default auto")
     return parser
 
 
@@ -122,12 +150,60 @@ def run_runqlat(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_report(args: argparse.Namespace) -> int:
+    with RunqProbe(method=args.method, attribution=True) as probe:
+        if not args.json:
+            print(f"Collecting for {args.seconds:g} s ({probe.method} method)...", flush=True)
+        time.sleep(args.seconds)
+    report = probe.report()
+    print(json.dumps(report.to_dict()) if args.json else report, flush=True)
+    return 0
+
+
+def top_table(report: NoisyNeighborReport, rows: int) -> str:
+    """The ``top`` screen: one line per cgroup, most waiting first."""
+    window = report.window_s or 1.0
+    lines = [
+        f"{'CGROUP':<40} {'P99':>9} {'WAITS/S':>8} {'WAIT':>9} {'THROTTLED':>9} "
+        f"{'TOP CULPRIT':<28} {'SHARE':>5}  VERDICT"
+    ]
+    for row in report.to_pandas_rows()[:rows]:
+        throttled = "-" if row["throttled_ns"] is None else _format_ns(row["throttled_ns"])
+        culprit = row["top_culprit"] or ""
+        share = f"{row['top_culprit_share']:.0%}" if culprit else ""
+        lines.append(
+            f"{row['name'][:40]:<40} {_format_ns(row['p99_ns']):>9} "
+            f"{row['waits'] / window:>8.0f} {_format_ns(row['total_wait_ns']):>9} "
+            f"{throttled:>9} {culprit[:28]:<28} {share:>5}  {row['verdict']}"
+        )
+    return "\n".join(lines)
+
+
+def run_top(args: argparse.Namespace) -> int:
+    with RunqProbe(method=args.method, attribution=True) as probe, quit_keys() as pressed:
+        intervals = IntervalReports(probe)
+        shown = 0
+        while args.count is None or shown < args.count:
+            if pressed(args.interval):
+                break
+            table = top_table(intervals.next(), args.rows)
+            clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else "\n"
+            stamp = time.strftime("%H:%M:%S")
+            print(f"{clear}noisy-neighbor top  {stamp}  (q or Ctrl-C quits)\n{table}", flush=True)
+            shown += 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "runqlat":
             return run_runqlat(args)
+        if args.command == "report":
+            return run_report(args)
+        if args.command == "top":
+            return run_top(args)
     except NoisyNeighborError as err:
         print(f"noisy-neighbor: error: {err}", file=sys.stderr)
         return 1

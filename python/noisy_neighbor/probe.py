@@ -218,6 +218,24 @@ class RunqProbe:
             info=self._resolver.resolve(cgroup_id),
         )
 
+    def blame(self) -> list[tuple[int, int, int, int]]:
+        """Raw attribution so far: ``(cgroup_id, culprit_cgroup_id, waits,
+        wait_ns)`` (culprit 0: the CPU was idle; 2**64-1: not split). Needs
+        ``attribution=True``."""
+        return self._started_core().blame()
+
+    def switch_outs(self) -> list[tuple[int, int, int, int, int]]:
+        """Raw switch-outs so far: ``(cgroup_id, voluntary, preempted_same,
+        preempted_other, preempted_system)``. Needs ``attribution=True``."""
+        return self._started_core().switch_outs()
+
+    @property
+    def cgroup_tree(self) -> CgroupTree:
+        """The id-to-path map this probe names cgroups with."""
+        if self._tree is None:
+            raise ProbeStateError("the probe was never started: use `with RunqProbe() as p:`")
+        return self._tree
+
     def report(self, thresholds: Thresholds | None = None) -> NoisyNeighborReport:
         """Who made whom wait so far, with a verdict per cgroup (needs
         ``attribution=True``); see :mod:`noisy_neighbor.report` for the rules."""

@@ -208,6 +208,10 @@ class NoisyNeighborReport:
         except KeyError:
             raise KeyError(f"cgroup {cgroup_id} did not wait in this report") from None
 
+    def to_pandas_rows(self) -> list[dict[str, Any]]:
+        """The rows of :meth:`to_pandas`, without needing pandas."""
+        return self._rows()
+
     def _rows(self) -> list[dict[str, Any]]:
         rows = []
         for cgroup_id, w in sorted(self.cgroups.items(), key=lambda kv: -kv[1].total_ns):
