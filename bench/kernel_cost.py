@@ -55,6 +55,12 @@ def tracers(bt_script: str) -> dict[str, list[str]]:
     return {
         "noisy-neighbor histograms, sched_info": [*driver, "--method", "sched_info"],
         "noisy-neighbor streaming, sched_info": [*driver, "--method", "sched_info", "--stream"],
+        "noisy-neighbor attribution, sched_info": [
+            *driver,
+            "--method",
+            "sched_info",
+            "--attribution",
+        ],
         "noisy-neighbor histograms, wakeup": [*driver, "--method", "wakeup"],
         "noisy-neighbor streaming, wakeup": [*driver, "--method", "wakeup", "--stream"],
         "bpftrace runqlat.bt": ["bpftrace", bt_script],

@@ -15,9 +15,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--method", default="auto")
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--attribution", action="store_true")
     args = parser.parse_args()
     streamed = 0
-    with nn.RunqProbe(method=args.method, stream=args.stream) as probe:
+    with nn.RunqProbe(
+        method=args.method, stream=args.stream, attribution=args.attribution
+    ) as probe:
         print("ready", flush=True)
         started = time.monotonic()
         if args.stream:

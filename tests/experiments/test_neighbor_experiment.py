@@ -46,3 +46,6 @@ def test_a_pinned_neighbor_makes_the_worker_wait(cgroup_factory, cpu_hog, runq_p
     assert crowded.mean_ns > 3 * alone.mean_ns
     assert crowded.percentile(99) > 2 * alone.percentile(99)
     assert crowded.total_ns > 10 * alone.total_ns
+    # And the report says who: most of the worker's wait was behind the neighbor.
+    verdict = runq_probe.report().verdict(worker)
+    assert verdict.kind == "noisy-neighbor", verdict
