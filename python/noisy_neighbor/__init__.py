@@ -11,8 +11,10 @@ Find the container next door that makes yours wait::
 
 from __future__ import annotations
 
+from . import plots
 from ._native import __version__
 from .cgroupfs import CgroupTree, find_cgroup2_mount
+from .collection import Collection, collect, load
 from .errors import (
     AttachError,
     BtfUnavailableError,
@@ -37,6 +39,7 @@ __all__ = [
     "CgroupNotFoundError",
     "CgroupResolver",
     "CgroupTree",
+    "Collection",
     "EventBatch",
     "KernelTooOldError",
     "NoisyNeighborError",
@@ -48,7 +51,10 @@ __all__ = [
     "Thresholds",
     "Verdict",
     "__version__",
+    "collect",
     "find_cgroup2_mount",
+    "load",
+    "plots",
     "report",
     "resolve_cgroup",
 ]

@@ -107,6 +107,13 @@ class EventBatch:
             summary.append(f"{len(np.unique(self._columns['cgroup_id']))} cgroups")
         return f"<EventBatch {', '.join(summary)}>"
 
+    def _repr_html_(self) -> str:
+        # A summary: a batch can hold a million rows.
+        import html
+
+        fields = ", ".join(f"{f} ({c.dtype})" for f, c in self._columns.items())
+        return f"<p>{html.escape(repr(self))}</p><p>fields: {html.escape(fields)}</p>"
+
     def __eq__(self, other: Any) -> bool:
         if not isinstance(other, EventBatch) or self.fields != other.fields:
             return NotImplemented

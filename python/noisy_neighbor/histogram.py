@@ -182,6 +182,11 @@ class CgroupHistogram:
     def __str__(self) -> str:
         return self.to_text()
 
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<pre>{html.escape(self.to_text())}</pre>"
+
     def __repr__(self) -> str:
         # Short, so a failed assertion in an experiment reads well.
         return (

@@ -218,6 +218,15 @@ class RunqProbe:
             info=self._resolver.resolve(cgroup_id),
         )
 
+    def live(self, interval: float = 1.0, count: int | None = None, rows: int = 10) -> None:
+        """Shows the busiest cgroups of each interval, updated in place in a
+        notebook, until ``count`` updates or Ctrl-C (with ``attribution=True``,
+        with culprits and verdicts). A probe not yet running is started for
+        the view and stopped after it."""
+        from .live import live_view
+
+        live_view(self, interval=interval, count=count, rows=rows)
+
     def blame(self) -> list[tuple[int, int, int, int]]:
         """Raw attribution so far: ``(cgroup_id, culprit_cgroup_id, waits,
         wait_ns)`` (culprit 0: the CPU was idle; 2**64-1: not split). Needs

@@ -1,0 +1,71 @@
+"""Timed collections: every wait into a DataFrame, saved to Parquet and back."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import noisy_neighbor as nn
+from noisy_neighbor.testing import CPU_HOG, periodic_sleeper
+
+pytestmark = pytest.mark.needs_bpf
+
+
+def test_collect_save_and_load_keep_every_column_and_dtype(tmp_path, cgroup_factory) -> None:
+    busy = cgroup_factory("busy")
+    for _ in range(3):
+        busy.run(CPU_HOG)
+    collection = nn.collect(1.0, progress=False)
+    events = collection.events
+    assert len(events) == collection.stats["batched_events"] > 0
+    assert collection.stats["dropped_ringbuf"] == collection.stats["dropped_batch_events"] == 0
+    mine = events[events["cgroup_id"] == busy.id]
+    assert len(mine) == collection.histograms[busy.id].count
+    assert 0.9 < collection.seconds < 5
+    assert "<table>" in collection._repr_html_()
+
+    path = os.path.join(tmp_path, "run.parquet")
+    collection.save(path)
+    loaded = nn.load(path)
+    assert list(loaded.events.columns) == list(events.columns)
+    assert dict(loaded.events.dtypes) == dict(events.dtypes)
+    pd.testing.assert_frame_equal(loaded.events, events)
+    assert loaded.stats == collection.stats
+    assert (loaded.start, loaded.end, loaded.method) == (
+        collection.start,
+        collection.end,
+        collection.method,
+    )
+    again = loaded.histograms[busy.id]
+    np.testing.assert_array_equal(again.slots, collection.histograms[busy.id].slots)
+    assert again.cgroup_path == busy.path
+    assert loaded.report().verdict(busy.id).total_wait_ns == int(mine["latency_ns"].sum())
+
+
+def test_a_real_collection_draws_a_heat_map_of_the_victim(tmp_path, cgroup_factory) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    victim, neighbor = cgroup_factory("victim"), cgroup_factory("neighbor")
+    victim.run(periodic_sleeper(0.002), cpus=[1])
+    for _ in range(2):
+        neighbor.run(CPU_HOG, cpus=[1])
+    collection = nn.collect(2.0, progress=False)
+    ax = nn.plots.plot_latency_heatmap(collection, cgroup=victim, bin_s=0.1)
+    counts = np.asarray(ax.collections[0].get_array())
+    assert counts.sum() == (collection.events["cgroup_id"] == victim.id).sum()
+    path = tmp_path / "victim-heatmap.png"
+    ax.figure.savefig(path, dpi=80)
+    assert path.stat().st_size > 10_000
+    print(f"heat map drawn to {path}")
+
+
+def test_live_view_prints_updates_and_does_not_leak_the_probe(capsys) -> None:
+    probe = nn.RunqProbe()
+    probe.live(interval=0.3, count=2)
+    out = capsys.readouterr().out
+    assert out.count("run-queue latency,") == 2
+    assert not probe.running  # started for the view, stopped after it
