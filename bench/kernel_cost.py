@@ -135,7 +135,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--workload", action="append", help="only these (repeatable)")
+    parser.add_argument("--tracer", action="append", help="only these, besides bpftrace")
     args = parser.parse_args()
+    workloads = {k: v for k, v in WORKLOADS.items() if not args.workload or k in args.workload}
     if os.geteuid() != 0:
         sys.exit("run as root: loading BPF and reading bpf_stats need it")
     if not os.path.ismount("/sys/kernel/tracing"):
@@ -144,9 +147,13 @@ def main() -> None:
     results: dict[tuple[str, str], list[dict]] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            all_tracers = tracers(runqlat_bt_without_headers(tmp))
+            all_tracers = {
+                name: argv
+                for name, argv in tracers(runqlat_bt_without_headers(tmp)).items()
+                if not args.tracer or name in args.tracer or name == "bpftrace runqlat.bt"
+            }
             for round_ in range(args.rounds):
-                for wname, workload in WORKLOADS.items():
+                for wname, workload in workloads.items():
                     results.setdefault((wname, "none"), []).append(
                         {"ops_per_s": run_workload(workload, args.seconds)}
                     )
@@ -163,11 +170,11 @@ def main() -> None:
     print(f"\nmedians of {args.rounds} rounds, {args.seconds:g} s each\n")
     print("| workload | tracer | ns per switch (all-in) | vs bpftrace | ops/s | vs no tracer |")
     print("|---|---|---:|---:|---:|---:|")
-    for wname in WORKLOADS:
+    for wname in workloads:
         base = statistics.median(r["ops_per_s"] for r in results[(wname, "none")])
         bt = statistics.median(r["ns_per_switch"] for r in results[(wname, "bpftrace runqlat.bt")])
         print(f"| {wname} | none | | | {base:,.0f} | 1.00 |")
-        for tname in tracers("x"):
+        for tname in all_tracers:
             rs = results[(wname, tname)]
             ns = statistics.median(r["ns_per_switch"] for r in rs)
             ops = statistics.median(r["ops_per_s"] for r in rs)
@@ -177,9 +184,12 @@ def main() -> None:
     print("\nstreaming: events delivered to Python, and losses (median over rounds)\n")
     print("| workload | method | events/s into Python | dropped_ringbuf | dropped_batch_events |")
     print("|---|---|---:|---:|---:|")
-    for wname in WORKLOADS:
+    for wname in workloads:
         for method in ("sched_info", "wakeup"):
-            reps = [r["report"] for r in results[(wname, f"noisy-neighbor streaming, {method}")]]
+            key = (wname, f"noisy-neighbor streaming, {method}")
+            if key not in results:
+                continue
+            reps = [r["report"] for r in results[key]]
             rate = statistics.median(r["streamed"] / r["elapsed_s"] for r in reps)
             ring = statistics.median(r["dropped_ringbuf"] for r in reps)
             batch = statistics.median(r["dropped_batch_events"] for r in reps)
