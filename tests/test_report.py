@@ -101,7 +101,7 @@ def test_each_wait_is_split_exactly_among_culprits(cgroup_factory) -> None:
     probe, _victim, _neighbor = run_scenario(cgroup_factory, seconds=2.0)
     hists = probe.histograms()
     blamed: dict[int, int] = {}
-    for cgroup_id, _culprit, _count, total_ns in probe._started_core().blame():
+    for cgroup_id, _culprit, _count, total_ns in probe.blame():
         blamed[cgroup_id] = blamed.get(cgroup_id, 0) + total_ns
     for cgroup_id, hist in hists.items():
         assert blamed[cgroup_id] == hist.total_ns  # shares add up to the wait

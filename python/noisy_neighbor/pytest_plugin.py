@@ -40,6 +40,8 @@ _CAP_SYS_ADMIN, _CAP_PERFMON, _CAP_BPF = 21, 38, 39
 # Every cgroup the fixtures made and have not removed yet: the last line of
 # cleanup if teardown never runs (Ctrl-C during a test, a crash of pytest).
 _LIVE_CGROUPS: dict[int, TestCgroup] = {}
+# The cgroups each test made, for the summary of its experiment.
+_CGROUPS_KEY = pytest.StashKey[list[TestCgroup]]()
 _SUMMARY_KEY = pytest.StashKey[list[tuple[str, list[tuple[TestCgroup, CgroupHistogram]]]]]()
 
 
@@ -154,9 +156,6 @@ def cgroup_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Tes
         _LIVE_CGROUPS.pop(id(cgroup), None)
     if errors:
         pytest.fail("could not remove test cgroups: " + "; ".join(errors), pytrace=False)
-
-
-_CGROUPS_KEY = pytest.StashKey[list[TestCgroup]]()
 
 
 @pytest.fixture
