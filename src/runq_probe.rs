@@ -313,34 +313,15 @@ impl RunqProbe {
 
     /// Every cgroup's histogram so far (cumulative since start).
     pub fn histograms(&self) -> Result<Vec<CgroupHist>, ProbeError> {
-        let map = &self.maps.hists;
-        let mut hists = Vec::new();
-        for key in map.keys() {
-            let Some(value) = map
-                .lookup(&key, MapFlags::ANY)
-                .map_err(|err| ProbeError::Map(format!("reading runq_hists: {err}")))?
-            else {
-                continue; // removed between listing and lookup
-            };
-            let (Ok(id_bytes), Some(hist)) = (
-                <[u8; 8]>::try_from(key.as_slice()),
-                decode_pod::<runq_hist>(&value),
-            ) else {
-                return Err(ProbeError::Map(
-                    "runq_hists holds an entry of unexpected size".to_string(),
-                ));
-            };
-            hists.push(CgroupHist {
-                cgroup_id: u64::from_ne_bytes(id_bytes),
-                slots: hist.slots.to_vec(),
-                count: hist.count,
-                total_ns: hist.total_ns,
-                max_ns: hist.max_ns,
-                comm: c_chars_to_string(&hist.comm),
-                cgroup_name: c_chars_to_string(&hist.cgroup_name),
-            });
-        }
-        Ok(hists)
+        read_hash::<u64, runq_hist, _>(&self.maps.hists, |cgroup_id, hist| CgroupHist {
+            cgroup_id,
+            slots: hist.slots.to_vec(),
+            count: hist.count,
+            total_ns: hist.total_ns,
+            max_ns: hist.max_ns,
+            comm: c_chars_to_string(&hist.comm),
+            cgroup_name: c_chars_to_string(&hist.cgroup_name),
+        })
     }
 
     /// Every (waiting cgroup, culprit cgroup) pair so far.
