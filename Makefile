@@ -9,8 +9,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 # clang/llvm compile the BPF probes; libelf, zlib and pkg-config build libbpf;
-# bpftool lets the tests check that no program stays loaded.
-APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config bpftool
+# bpftool lets the tests check that no program stays loaded; libbpf-dev gives
+# user BPF programs (built against noisy_neighbor.sdk) their bpf/*.h headers.
+APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config bpftool libbpf-dev
 STAMPS := .stamps
 
 .PHONY: run test deps build lint rust-test py-test bench clean

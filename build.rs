@@ -7,16 +7,19 @@ use libbpf_cargo::SkeletonBuilder;
 
 /// Probes to build: `src/bpf/<name>.bpf.c` becomes `$OUT_DIR/<name>.skel.rs`.
 const PROBES: &[&str] = &["runq"];
+/// Vendored CO-RE vmlinux.h, one directory per target architecture.
+const SDK_VMLINUX: &str = "python/noisy_neighbor/sdk/vmlinux";
 
 fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("cargo sets CARGO_CFG_TARGET_ARCH");
     // The vendored vmlinux.h makes the build independent of the build host's BTF.
-    let vmlinux_dir = format!("src/bpf/vmlinux/{arch}");
+    // It lives in the Python package's C SDK, which plugins compile against too.
+    let vmlinux_dir = format!("{SDK_VMLINUX}/{arch}");
     let target_arch = match arch.as_str() {
         "x86_64" => "x86",
         "aarch64" => "arm64",
-        other => panic!("no vendored vmlinux.h for {other}; add src/bpf/vmlinux/{other}/"),
+        other => panic!("no vendored vmlinux.h for {other}; add {SDK_VMLINUX}/{other}/"),
     };
     for probe in PROBES {
         let src = format!("src/bpf/{probe}.bpf.c");
@@ -34,4 +37,5 @@ fn main() {
             .unwrap_or_else(|err| panic!("building {src}: {err:#}"));
     }
     println!("cargo:rerun-if-changed=src/bpf");
+    println!("cargo:rerun-if-changed={SDK_VMLINUX}");
 }
