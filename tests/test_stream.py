@@ -131,7 +131,6 @@ def test_the_rate_limiter_limits_the_stream_not_the_histograms(cgroup_factory) -
     for cpu in np.unique(events["cpu"][mine]):
         ts = np.sort(events["ts_ns"][mine & (events["cpu"] == cpu)].astype(np.int64))
         assert np.all(np.diff(ts) >= rate_limit_ns), f"two events within the limit on CPU {cpu}"
-        assert len(ts) <= 2.0e9 / rate_limit_ns + 2
     assert probe.histograms()[busy.id].count > 10 * mine.sum()
     assert stats["events"] + stats["rate_limited"] + stats["dropped_ringbuf"] == (
         stats["waits"] - stats["filtered"]
