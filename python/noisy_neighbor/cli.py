@@ -144,8 +144,8 @@ def run_runqlat(args: argparse.Namespace) -> int:
             print(f"\n{time.strftime('%H:%M:%S')}  {len(hists)} cgroups waited", file=out)
             for hist in hists:
                 print("\n" + hist.to_text(args.unit), file=out)
-            if _losses(stats):
-                print(f"\nlost (counted in the kernel): {_losses(stats)}", file=out)
+            if lost := _losses(stats):
+                print(f"\nlost (counted in the kernel): {lost}", file=out)
             out.flush()
     return 0
 

@@ -206,7 +206,5 @@ def collect(
         start=start,
         end=end,
         method=probe.method,
-        cgroup_paths={
-            cid: h.info.path if h.info else h.cgroup_path for cid, h in histograms.items()
-        },
+        cgroup_paths={cid: h.last_known_path for cid, h in histograms.items()},
     )

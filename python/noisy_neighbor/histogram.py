@@ -134,6 +134,11 @@ class CgroupHistogram:
     info: CgroupInfo | None = field(default=None, repr=False, compare=False)
     unit: str = field(default="us", repr=False)
 
+    @property
+    def last_known_path(self) -> str | None:
+        """The path now or, for a removed cgroup, when it was last seen."""
+        return self.info.path if self.info else self.cgroup_path
+
     def percentile(self, q: float) -> float:
         """q-th percentile (0-100) in ns, within a factor of two (see
         :func:`log2_percentile`). NaN when there were no waits."""

@@ -322,11 +322,12 @@ def from_histograms(
     for cgroup_id, culprit, _count, total_ns in blame:
         blame_by[cgroup_id][culprit] = total_ns
     outs = {row[0]: dict(zip(SWITCH_OUT_CAUSES, row[1:])) for row in switch_outs}
+    paths = {cid: h.last_known_path for cid, h in hists.items()}
     waits = []
     for cgroup_id, h in hists.items():
         if not h.count:
             continue
-        path = h.info.path if h.info else h.cgroup_path
+        path = paths[cgroup_id]
         waits.append(
             CgroupWaits(
                 cgroup_id=cgroup_id,
@@ -343,7 +344,6 @@ def from_histograms(
                 throttled_ns=throttled(cgroup_id, path),
             )
         )
-    paths = {cid: (h.info.path if h.info else h.cgroup_path) for cid, h in hists.items()}
     return NoisyNeighborReport(waits, window_s=window_s, thresholds=thresholds, path_of=paths.get)
 
 

@@ -200,13 +200,11 @@ class TestCgroup:
     ) -> subprocess.Popen[bytes]:
         """Starts ``argv`` inside this cgroup (it is moved in before exec, so
         it never runs elsewhere), optionally pinned to ``cpus``."""
-        procs = [os.path.join(d, "cgroup.procs") for d in (self.abspath, *self.v1_paths.values())]
+        procs = self._procs_files()
         cpu_set = None if cpus is None else set(cpus)
 
         def enter() -> None:
-            for path in procs:
-                with open(path, "w") as f:
-                    f.write(str(os.getpid()))
+            _join_cgroups(procs)
             if cpu_set is not None:
                 os.sched_setaffinity(0, cpu_set)
 
@@ -223,13 +221,17 @@ class TestCgroup:
     def spawn(self, fn: Callable[..., object], *args: object) -> BaseProcess:
         """Runs ``fn(*args)`` in a new (forked) process inside this cgroup; it
         joins the cgroup before ``fn`` starts."""
-        procs = [os.path.join(d, "cgroup.procs") for d in (self.abspath, *self.v1_paths.values())]
+        procs = self._procs_files()
         process = multiprocessing.get_context("fork").Process(
             target=_run_in_cgroups, args=(procs, fn, args), daemon=True
         )
         process.start()
         self._spawned.append(process)
         return process
+
+    def _procs_files(self) -> list[str]:
+        """``cgroup.procs`` of this cgroup and of its v1 companions."""
+        return [os.path.join(d, "cgroup.procs") for d in (self.abspath, *self.v1_paths.values())]
 
     def _read_ids(self, file: str) -> list[int]:
         with open(os.path.join(self.abspath, file)) as f:
@@ -322,10 +324,15 @@ class TestCgroup:
         return f"<TestCgroup {self.path} id={self.id}>"
 
 
-def _run_in_cgroups(procs: list[str], fn: Callable[..., object], args: tuple) -> None:
+def _join_cgroups(procs: list[str]) -> None:
+    """Moves the calling process into each cgroup of ``procs``."""
     for path in procs:
         with open(path, "w") as f:
             f.write(str(os.getpid()))
+
+
+def _run_in_cgroups(procs: list[str], fn: Callable[..., object], args: tuple) -> None:
+    _join_cgroups(procs)
     fn(*args)
 
 
