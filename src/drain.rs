@@ -3,10 +3,7 @@
 //! into batches until told to stop; then it detaches, drains what is left, and
 //! waits for the kernel to free the programs.
 
-use std::cell::RefCell;
 use std::mem::MaybeUninit;
-use std::rc::Rc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,10 +14,9 @@ use libbpf_rs::skel::Skel as _;
 use libbpf_rs::MapHandle;
 use libbpf_rs::OpenObject;
 use libbpf_rs::ProgramHandle;
-use libbpf_rs::RingBuffer;
-use libbpf_rs::RingBufferBuilder;
 
 use crate::errors::ProbeError;
+use crate::ring_reader::RingReader;
 use crate::event_batch::BatchPolicy;
 use crate::event_batch::Batcher;
 use crate::event_batch::DrainStats;
@@ -62,63 +58,22 @@ pub struct StreamSink {
     pub stats: Arc<DrainStats>,
 }
 
-/// The reading end of the events ring buffer and the batches it feeds.
-struct EventStream {
-    ring: RingBuffer<'static>,
-    batcher: Rc<RefCell<Batcher>>,
-    stats: Arc<DrainStats>,
-    poll: Duration,
-}
-
-impl EventStream {
-    fn open(
-        skel: &RunqSkel<'_>,
-        sink: StreamSink,
-        policy: BatchPolicy,
-    ) -> Result<Self, ProbeError> {
-        let batcher = Rc::new(RefCell::new(Batcher::new(
-            policy,
-            sink.sender,
-            Arc::clone(&sink.stats),
-        )));
-        let callback_batcher = Rc::clone(&batcher);
-        let mut builder = RingBufferBuilder::new();
-        builder
-            .add(&skel.maps.events, move |record: &[u8]| {
-                // Called from C, so it must not panic: push_record never does,
-                // and the batcher is never borrowed while libbpf runs callbacks.
-                if let Ok(mut batcher) = callback_batcher.try_borrow_mut() {
-                    batcher.push_record(record);
-                }
-                0
-            })
-            .map_err(|err| ProbeError::Map(format!("reading the events ring buffer: {err}")))?;
-        let ring = builder
-            .build()
-            .map_err(|err| ProbeError::Map(format!("reading the events ring buffer: {err}")))?;
-        Ok(Self {
-            ring,
-            batcher,
-            stats: sink.stats,
-            poll: MAX_POLL.min(policy.max_age),
-        })
-    }
-
-    /// Waits for records (at most one poll interval) and takes all there are.
-    fn drain_once(&self) {
-        if self.ring.poll(self.poll).is_err() || self.ring.consume().is_err() {
-            self.stats.ring_errors.fetch_add(1, Relaxed);
-        }
-        self.batcher.borrow_mut().ship_if_due();
-    }
-
-    /// Takes the last records and ships the partial batch (after detaching).
-    fn drain_rest(self) {
-        if self.ring.consume().is_err() {
-            self.stats.ring_errors.fetch_add(1, Relaxed);
-        }
-        self.batcher.borrow_mut().ship();
-    }
+fn open_stream(
+    skel: &RunqSkel<'_>,
+    sink: StreamSink,
+    policy: BatchPolicy,
+) -> Result<RingReader, ProbeError> {
+    let batcher = Batcher::new(
+        policy,
+        &EventColumns::default(),
+        sink.sender,
+        Arc::clone(&sink.stats),
+    );
+    RingReader::open(
+        vec![(&skel.maps.events, Box::new(batcher))],
+        sink.stats,
+        MAX_POLL.min(policy.max_age),
+    )
 }
 
 fn set_up<'obj>(
@@ -126,7 +81,7 @@ fn set_up<'obj>(
     method: Method,
     sink: Option<StreamSink>,
     storage: &'obj mut MaybeUninit<OpenObject>,
-) -> Result<(RunqSkel<'obj>, MapHandles, Option<EventStream>), ProbeError> {
+) -> Result<(RunqSkel<'obj>, MapHandles, Option<RingReader>), ProbeError> {
     let skel = load_and_attach(config, method, storage)?;
     let duplicate = |map| {
         MapHandle::try_from(map)
@@ -160,7 +115,7 @@ fn set_up<'obj>(
                 max_events: stream.batch_events,
                 max_age: stream.batch_age,
             };
-            Some(EventStream::open(&skel, sink, policy)?)
+            Some(open_stream(&skel, sink, policy)?)
         }
         _ => None,
     };

@@ -14,6 +14,8 @@ import_exception!(noisy_neighbor.errors, KernelTooOldError);
 import_exception!(noisy_neighbor.errors, ProbeLoadError);
 import_exception!(noisy_neighbor.errors, AttachError);
 import_exception!(noisy_neighbor.errors, ProbeStateError);
+import_exception!(noisy_neighbor.errors, PluginObjectError);
+import_exception!(noisy_neighbor.errors, UnsupportedSectionError);
 
 /// What can go wrong between asking for a probe and reading its maps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +34,10 @@ pub enum ProbeError {
     Map(String),
     /// The probe is not in a state that allows the call.
     State(String),
+    /// A plugin's object file is not a usable BPF object.
+    Object(String),
+    /// A plugin program's section names no hook the host can attach.
+    Section(String),
 }
 
 impl fmt::Display for ProbeError {
@@ -43,7 +49,9 @@ impl fmt::Display for ProbeError {
             | Self::Load(m)
             | Self::Attach(m)
             | Self::Map(m)
-            | Self::State(m) => m,
+            | Self::State(m)
+            | Self::Object(m)
+            | Self::Section(m) => m,
         };
         f.write_str(message)
     }
@@ -62,6 +70,8 @@ impl From<ProbeError> for PyErr {
             ProbeError::Attach(_) => AttachError::new_err(message),
             ProbeError::Map(_) => NoisyNeighborError::new_err(message),
             ProbeError::State(_) => ProbeStateError::new_err(message),
+            ProbeError::Object(_) => PluginObjectError::new_err(message),
+            ProbeError::Section(_) => UnsupportedSectionError::new_err(message),
         }
     }
 }

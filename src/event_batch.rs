@@ -1,7 +1,11 @@
-//! Columnar batches of run-queue events: the drain thread appends ring-buffer
-//! records here, one `Vec` per field, and ships full (or old enough) batches
-//! over a bounded channel. Python receives each column as a numpy array that
-//! takes over the `Vec`'s buffer without a copy.
+//! Batches of ring-buffer records: the drain thread appends records to a
+//! batch and ships full (or old enough) batches over a bounded channel.
+//! Python receives each column as a numpy array that takes over the `Vec`'s
+//! buffer without a copy.
+//!
+//! Two kinds of batch: the run-queue probe's `EventColumns` (one `Vec` per
+//! field of `struct runq_event`) and a plugin's `RawRecords` (fixed-size
+//! records back to back, split into columns in Python by their BTF layout).
 
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
@@ -29,8 +33,77 @@ pub struct EventColumns {
     pub preempted: Vec<bool>,
 }
 
+/// A batch the drain thread fills record by record.
+pub trait RecordBatch: Send + 'static {
+    /// An empty batch of the same kind, with room for `capacity` records.
+    fn empty_like(&self, capacity: usize) -> Self;
+    fn len(&self) -> usize;
+    /// Appends one raw record; false if it is too short to decode.
+    fn push_record(&mut self, record: &[u8]) -> bool;
+}
+
+impl RecordBatch for EventColumns {
+    fn empty_like(&self, capacity: usize) -> Self {
+        Self::with_capacity(capacity)
+    }
+
+    fn len(&self) -> usize {
+        self.ts_ns.len()
+    }
+
+    fn push_record(&mut self, record: &[u8]) -> bool {
+        match decode_pod::<runq_event>(record) {
+            Some(event) => {
+                self.push(&event);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Records of one fixed size, back to back. Longer records (a variable tail
+/// after the declared struct) keep their first `record_size` bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecords {
+    pub record_size: usize,
+    pub bytes: Vec<u8>,
+}
+
+impl RawRecords {
+    pub fn new(record_size: usize) -> Self {
+        Self {
+            record_size,
+            bytes: Vec::new(),
+        }
+    }
+}
+
+impl RecordBatch for RawRecords {
+    fn empty_like(&self, capacity: usize) -> Self {
+        Self {
+            record_size: self.record_size,
+            bytes: Vec::with_capacity(capacity.saturating_mul(self.record_size)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len() / self.record_size.max(1)
+    }
+
+    fn push_record(&mut self, record: &[u8]) -> bool {
+        match record.get(..self.record_size) {
+            Some(head) => {
+                self.bytes.extend_from_slice(head);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 impl EventColumns {
-    fn with_capacity(capacity: usize) -> Self {
+    pub fn with_capacity(capacity: usize) -> Self {
         Self {
             ts_ns: Vec::with_capacity(capacity),
             cpu: Vec::with_capacity(capacity),
@@ -42,14 +115,6 @@ impl EventColumns {
             latency_ns: Vec::with_capacity(capacity),
             preempted: Vec::with_capacity(capacity),
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.ts_ns.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ts_ns.is_empty()
     }
 
     pub fn push(&mut self, event: &runq_event) {
@@ -75,10 +140,12 @@ pub struct DrainStats {
     /// Batches dropped because Python was not keeping up (channel full).
     pub dropped_batches: AtomicU64,
     pub dropped_batch_events: AtomicU64,
-    /// Ring-buffer records too short to be a `runq_event` (never expected).
+    /// Ring-buffer records too short for their record type.
     pub malformed_records: AtomicU64,
     /// Failed ring-buffer polls (e.g. interrupted); records stay in the ring.
     pub ring_errors: AtomicU64,
+    /// Records of a ring whose record type is unknown: consumed, not decoded.
+    pub undecoded_records: AtomicU64,
 }
 
 /// When a batch is shipped.
@@ -92,19 +159,20 @@ pub struct BatchPolicy {
 
 /// Builds batches from ring-buffer records and ships them without ever
 /// blocking: a full channel drops the batch and counts it.
-pub struct Batcher {
+pub struct Batcher<B: RecordBatch> {
     policy: BatchPolicy,
-    columns: EventColumns,
+    batch: B,
     first_event_at: Option<Instant>,
-    sender: Sender<EventColumns>,
+    sender: Sender<B>,
     stats: Arc<DrainStats>,
 }
 
-impl Batcher {
-    pub fn new(policy: BatchPolicy, sender: Sender<EventColumns>, stats: Arc<DrainStats>) -> Self {
+impl<B: RecordBatch> Batcher<B> {
+    /// `empty` is the first (empty) batch; later ones are made like it.
+    pub fn new(policy: BatchPolicy, empty: &B, sender: Sender<B>, stats: Arc<DrainStats>) -> Self {
         Self {
             policy,
-            columns: EventColumns::with_capacity(policy.max_events),
+            batch: empty.empty_like(policy.max_events),
             first_event_at: None,
             sender,
             stats,
@@ -113,15 +181,15 @@ impl Batcher {
 
     /// Appends one raw record. Called from libbpf's C callback: never panics.
     pub fn push_record(&mut self, record: &[u8]) {
-        let Some(event) = decode_pod::<runq_event>(record) else {
+        let was_empty = self.batch.len() == 0;
+        if !self.batch.push_record(record) {
             self.stats.malformed_records.fetch_add(1, Relaxed);
             return;
-        };
-        if self.columns.is_empty() {
+        }
+        if was_empty {
             self.first_event_at = Some(Instant::now());
         }
-        self.columns.push(&event);
-        if self.columns.len() >= self.policy.max_events {
+        if self.batch.len() >= self.policy.max_events {
             self.ship();
         }
     }
@@ -138,13 +206,11 @@ impl Batcher {
 
     /// Ships whatever is pending.
     pub fn ship(&mut self) {
-        if self.columns.is_empty() {
+        if self.batch.len() == 0 {
             return;
         }
-        let batch = std::mem::replace(
-            &mut self.columns,
-            EventColumns::with_capacity(self.policy.max_events),
-        );
+        let fresh = self.batch.empty_like(self.policy.max_events);
+        let batch = std::mem::replace(&mut self.batch, fresh);
         self.first_event_at = None;
         let events = batch.len() as u64;
         match self.sender.try_send(batch) {
@@ -193,7 +259,7 @@ mod tests {
     fn ships_a_batch_when_it_is_full() {
         let (tx, rx) = bounded(4);
         let stats = Arc::new(DrainStats::default());
-        let mut batcher = Batcher::new(policy(3), tx, stats.clone());
+        let mut batcher = Batcher::new(policy(3), &EventColumns::default(), tx, stats.clone());
         for i in 0..7 {
             batcher.push_record(&record(i, i * 10));
         }
@@ -214,7 +280,7 @@ mod tests {
     fn a_full_channel_drops_and_counts_instead_of_blocking() {
         let (tx, rx) = bounded(1);
         let stats = Arc::new(DrainStats::default());
-        let mut batcher = Batcher::new(policy(2), tx, stats.clone());
+        let mut batcher = Batcher::new(policy(2), &EventColumns::default(), tx, stats.clone());
         for i in 0..6 {
             batcher.push_record(&record(i, 1));
         }
@@ -228,10 +294,24 @@ mod tests {
     fn short_records_are_counted_not_decoded() {
         let (tx, rx) = bounded(1);
         let stats = Arc::new(DrainStats::default());
-        let mut batcher = Batcher::new(policy(1), tx, stats.clone());
+        let mut batcher = Batcher::new(policy(1), &EventColumns::default(), tx, stats.clone());
         batcher.push_record(&[1, 2, 3]);
         assert_eq!(stats.malformed_records.load(Relaxed), 1);
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn raw_records_keep_their_declared_size_and_count_short_ones() {
+        let (tx, rx) = bounded(2);
+        let stats = Arc::new(DrainStats::default());
+        let mut batcher = Batcher::new(policy(2), &RawRecords::new(4), tx, stats.clone());
+        batcher.push_record(&[1, 2, 3, 4]);
+        batcher.push_record(&[5, 6]);
+        batcher.push_record(&[7, 8, 9, 10, 11, 12]);
+        let batch = rx.try_recv().expect("two whole records make a batch");
+        assert_eq!(batch.bytes, vec![1, 2, 3, 4, 7, 8, 9, 10]);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(stats.malformed_records.load(Relaxed), 1);
     }
 
     #[test]
@@ -243,6 +323,7 @@ mod tests {
                 max_events: 100,
                 max_age: Duration::ZERO,
             },
+            &EventColumns::default(),
             tx,
             stats,
         );

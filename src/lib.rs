@@ -1,13 +1,20 @@
 //! `noisy_neighbor._native`: the Rust core of noisy-neighbor. This file only
 //! declares the Python module; each concern lives in its own file.
 
+mod btf_layout;
 mod drain;
 mod errors;
 mod event_batch;
 mod kernel;
 mod libbpf_log;
+mod plugin_object;
+mod perf_sampling;
+mod plugin_host;
 mod pod;
+mod py_plugin;
 mod py_runq;
+mod py_wait;
+mod ring_reader;
 mod runq_loader;
 mod runq_probe;
 mod runq_skel;
@@ -17,6 +24,10 @@ use pyo3::prelude::*;
 
 #[pymodule]
 mod _native {
+    #[pymodule_export]
+    use crate::py_plugin::inspect_object;
+    #[pymodule_export]
+    use crate::py_plugin::PyPluginCore;
     #[pymodule_export]
     use crate::py_runq::PyRunqCore;
 

@@ -3,7 +3,10 @@
 
 use std::sync::Mutex;
 
+use libbpf_rs::ErrorKind;
 use libbpf_rs::PrintLevel;
+
+use crate::errors::ProbeError;
 
 /// Lines kept: enough for the tail of a verifier log.
 const KEPT_LINES: usize = 200;
@@ -32,4 +35,19 @@ pub fn tail(lines: usize) -> String {
     let log = LOG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let start = log.len().saturating_sub(lines);
     log[start..].join("\n")
+}
+
+/// The error for a failed load of `what`: missing privileges, or the kernel's
+/// (usually the verifier's) reason, quoted from the end of the captured log.
+pub fn load_error(err: &libbpf_rs::Error, what: &str) -> ProbeError {
+    if err.kind() == ErrorKind::PermissionDenied {
+        return ProbeError::Privilege(format!(
+            "the kernel refused to load {what} ({err}): run as root or with \
+             CAP_BPF+CAP_PERFMON, and check kernel lockdown (/sys/kernel/security/lockdown)"
+        ));
+    }
+    ProbeError::Load(format!(
+        "the kernel rejected {what}: {err}\n--- libbpf/verifier log (tail) ---\n{}",
+        tail(30)
+    ))
 }

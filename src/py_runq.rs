@@ -5,9 +5,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use std::time::Instant;
 
-use crossbeam_channel::RecvTimeoutError;
 use numpy::IntoPyArray as _;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -15,14 +13,12 @@ use pyo3::types::PyDict;
 
 use crate::errors::ProbeError;
 use crate::event_batch::EventColumns;
+use crate::py_wait::recv_batch;
+use crate::py_wait::Received;
 use crate::runq_probe::Method;
 use crate::runq_probe::RunqConfig;
 use crate::runq_probe::RunqProbe;
 use crate::runq_probe::StreamConfig;
-
-/// Longest time the GIL is released in one go while waiting for a batch;
-/// signals (Ctrl-C) are checked between slices.
-const WAIT_SLICE: Duration = Duration::from_millis(50);
 
 /// (cgroup_id, voluntary, preempted_same, preempted_other, preempted_system)
 type SwitchOutRow = (u64, u64, u64, u64, u64);
@@ -208,33 +204,13 @@ impl PyRunqCore {
             )
             .into());
         };
-        let deadline = match timeout {
-            Some(t) if t.is_finite() && t >= 0.0 => {
-                Some(Instant::now() + Duration::from_secs_f64(t))
+        match recv_batch(py, receiver, timeout)? {
+            Received::Batch(columns) => columns_to_dict(py, columns).map(Some),
+            Received::Finished => {
+                self.stream_finished.store(true, Relaxed);
+                Ok(None)
             }
-            Some(t) => {
-                return Err(PyValueError::new_err(format!(
-                    "timeout must be a non-negative number of seconds or None, got {t}"
-                )))
-            }
-            None => None,
-        };
-        loop {
-            let slice = deadline.map_or(WAIT_SLICE, |d| {
-                d.saturating_duration_since(Instant::now()).min(WAIT_SLICE)
-            });
-            match py.detach(|| receiver.recv_timeout(slice)) {
-                Ok(columns) => return columns_to_dict(py, columns).map(Some),
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.stream_finished.store(true, Relaxed);
-                    return Ok(None);
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-            }
-            py.check_signals()?;
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(None);
-            }
+            Received::TimedOut => Ok(None),
         }
     }
 

@@ -5,7 +5,6 @@ use std::mem::MaybeUninit;
 use libbpf_rs::skel::OpenSkel as _;
 use libbpf_rs::skel::Skel as _;
 use libbpf_rs::skel::SkelBuilder as _;
-use libbpf_rs::ErrorKind;
 use libbpf_rs::MapCore as _;
 use libbpf_rs::MapFlags;
 use libbpf_rs::OpenObject;
@@ -92,7 +91,9 @@ pub fn load_and_attach<'obj>(
         rodata.wakeup_bytes = u64::from(stream.ring_buffer_bytes) / WAKEUP_FRACTION;
     }
 
-    let mut skel = open.load().map_err(|err| load_error(&err))?;
+    let mut skel = open
+        .load()
+        .map_err(|err| libbpf_log::load_error(&err, "the runq probe"))?;
     for cgroup_id in config.cgroup_filter.iter().flatten() {
         skel.maps
             .cgroup_filter
@@ -106,17 +107,4 @@ pub fn load_and_attach<'obj>(
         ))
     })?;
     Ok(skel)
-}
-
-fn load_error(err: &libbpf_rs::Error) -> ProbeError {
-    if err.kind() == ErrorKind::PermissionDenied {
-        return ProbeError::Privilege(format!(
-            "the kernel refused to load the probe ({err}): run as root or with \
-             CAP_BPF+CAP_PERFMON, and check kernel lockdown (/sys/kernel/security/lockdown)"
-        ));
-    }
-    ProbeError::Load(format!(
-        "the kernel rejected the runq probe: {err}\n--- libbpf/verifier log (tail) ---\n{}",
-        libbpf_log::tail(30)
-    ))
 }

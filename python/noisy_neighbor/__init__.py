@@ -19,14 +19,22 @@ from .errors import (
     AttachError,
     BtfUnavailableError,
     CgroupNotFoundError,
+    ClangNotFoundError,
     KernelTooOldError,
     NoisyNeighborError,
+    PluginCompileError,
+    PluginGlobalError,
+    PluginObjectError,
     PrivilegeError,
     ProbeLoadError,
     ProbeStateError,
+    UnsupportedSectionError,
 )
 from .events import EventBatch
 from .histogram import CgroupHistogram
+from .magic import load_ipython_extension
+from .plugin import Plugin
+from .plugin_maps import Log2Histogram, MapView
 from .probe import RunqProbe
 from .report import NoisyNeighborReport, Thresholds, Verdict, report
 from .resolver import CgroupInfo, CgroupResolver, resolve_cgroup
@@ -39,21 +47,30 @@ __all__ = [
     "CgroupNotFoundError",
     "CgroupResolver",
     "CgroupTree",
+    "ClangNotFoundError",
     "Collection",
     "EventBatch",
     "KernelTooOldError",
+    "Log2Histogram",
+    "MapView",
     "NoisyNeighborError",
     "NoisyNeighborReport",
+    "Plugin",
+    "PluginCompileError",
+    "PluginGlobalError",
+    "PluginObjectError",
     "PrivilegeError",
     "ProbeLoadError",
     "ProbeStateError",
     "RunqProbe",
     "Thresholds",
+    "UnsupportedSectionError",
     "Verdict",
     "__version__",
     "collect",
     "find_cgroup2_mount",
     "load",
+    "load_ipython_extension",
     "plots",
     "report",
     "resolve_cgroup",

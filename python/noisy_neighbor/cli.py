@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from .cli_run import add_run_parser, run_plugin
 from .errors import NoisyNeighborError
 from .histogram import UNITS, CgroupHistogram, _format_ns
 from .keys import quit_keys
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--count", type=_positive_int, default=None, metavar="N")
     top.add_argument("--rows", type=_positive_int, default=20, metavar="N", help="default 20")
     top.add_argument("--method", choices=METHODS, default="auto", help="default auto")
+    add_run_parser(commands, _positive_float, _positive_int)
     return parser
 
 
@@ -204,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_report(args)
         if args.command == "top":
             return run_top(args)
+        if args.command == "run":
+            return run_plugin(args)
     except NoisyNeighborError as err:
         print(f"noisy-neighbor: error: {err}", file=sys.stderr)
         return 1

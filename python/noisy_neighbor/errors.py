@@ -7,11 +7,16 @@ __all__ = [
     "AttachError",
     "BtfUnavailableError",
     "CgroupNotFoundError",
+    "ClangNotFoundError",
     "KernelTooOldError",
     "NoisyNeighborError",
+    "PluginCompileError",
+    "PluginGlobalError",
+    "PluginObjectError",
     "PrivilegeError",
     "ProbeLoadError",
     "ProbeStateError",
+    "UnsupportedSectionError",
 ]
 
 
@@ -45,3 +50,25 @@ class ProbeStateError(NoisyNeighborError, RuntimeError):
 
 class CgroupNotFoundError(NoisyNeighborError, LookupError):
     """A cgroup given by path or id does not exist under the cgroup2 mount."""
+
+
+class PluginObjectError(NoisyNeighborError, ValueError):
+    """A plugin file is not a BPF object the host can use (not ELF, no BTF,
+    a record type it cannot find)."""
+
+
+class UnsupportedSectionError(NoisyNeighborError):
+    """A plugin program's SEC() names a hook the host cannot attach."""
+
+
+class PluginGlobalError(NoisyNeighborError, TypeError):
+    """A global set from Python does not exist, or its value does not fit the
+    variable's BTF type."""
+
+
+class ClangNotFoundError(NoisyNeighborError, FileNotFoundError):
+    """Compiling a plugin from C source needs clang, which is not installed."""
+
+
+class PluginCompileError(NoisyNeighborError):
+    """clang rejected a plugin's C source; the message holds its diagnostics."""

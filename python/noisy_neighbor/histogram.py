@@ -72,15 +72,18 @@ def _format_bound(ns: int, per_unit: int) -> str:
     return f"{value:.0f}" if value >= 1000 else f"{value:.4g}"
 
 
-def render_log2_hist(slots: np.ndarray, unit: str = "us") -> str:
+def render_log2_hist(slots: np.ndarray, unit: str = "us", label: str | None = None) -> str:
     """The bcc/ecli table: ``(unit) : count distribution`` with a star bar.
 
     Rows run from the first to the last non-empty bucket; bounds are shown in
     ``unit`` (buckets stay log2 of nanoseconds, so other units show decimals).
+    ``label`` replaces the unit's column label (a plugin's histogram counts
+    in whatever unit its program chose: ``unit="ns", label="unit"``).
     """
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}: use one of {', '.join(UNITS)}")
-    per_unit, label = UNITS[unit]
+    per_unit, unit_label = UNITS[unit]
+    label = label or unit_label
     counts = np.asarray(slots, dtype=np.uint64)
     nonzero = np.flatnonzero(counts)
     if nonzero.size == 0:

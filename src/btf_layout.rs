@@ -1,0 +1,290 @@
+//! The memory layout of a BTF type, flattened into named fields at byte
+//! offsets: what Python needs to turn raw records, map keys and values, and
+//! globals into numpy columns without any per-plugin code.
+//!
+//! Nested structs are flattened with dotted names (`key.pid`); arrays keep
+//! their shape (`slots[64]` is one field of shape `[64]`); `char` arrays are
+//! strings; unions, bitfields and arrays of structs stay opaque bytes, so no
+//! byte of a record is ever dropped without a field that holds it.
+
+use libbpf_rs::btf::types;
+use libbpf_rs::btf::types::IntEncoding;
+use libbpf_rs::btf::types::MemberAttr;
+use libbpf_rs::btf::BtfKind;
+use libbpf_rs::btf::HasSize as _;
+use libbpf_rs::btf::TypeId;
+use libbpf_rs::Btf;
+use libbpf_rs::btf::BtfType;
+
+/// What one element of a field is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scalar {
+    Int { signed: bool },
+    Bool,
+    /// A C `char`: arrays of them are strings.
+    Char,
+    Float,
+    /// Enumerators as (name, value).
+    Enum { signed: bool, values: Vec<(String, i64)> },
+    /// Bytes with no finer type: unions, bitfield storage, arrays of structs.
+    Opaque,
+}
+
+impl Scalar {
+    /// Short name, as Python sees it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Int { signed: true } => "int",
+            Self::Int { signed: false } => "uint",
+            Self::Bool => "bool",
+            Self::Char => "char",
+            Self::Float => "float",
+            Self::Enum { .. } => "enum",
+            Self::Opaque => "bytes",
+        }
+    }
+}
+
+/// One field of a flattened type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// Dotted path from the outer type; empty for a type that is not a struct.
+    pub name: String,
+    /// Bytes from the start of the outer type.
+    pub offset: usize,
+    pub scalar: Scalar,
+    /// Bytes per element.
+    pub size: usize,
+    /// Array dimensions, outermost first; empty for a single element.
+    pub shape: Vec<usize>,
+}
+
+/// A type flattened into fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// The C name (`struct event`, `u32`), or "(anon)".
+    pub type_name: String,
+    pub size: usize,
+    pub fields: Vec<Field>,
+}
+
+/// Flattens the type `id` of `btf`. None if it has no size (void, functions).
+pub fn layout_of(btf: &Btf<'_>, id: TypeId) -> Option<Layout> {
+    let ty = btf.type_by_id::<BtfType<'_>>(id)?;
+    let size = size_of_type(ty)?;
+    let mut fields = Vec::new();
+    flatten(btf, ty, String::new(), 0, &[], &mut fields);
+    Some(Layout {
+        type_name: type_name(ty),
+        size,
+        fields,
+    })
+}
+
+/// The C spelling of a type's name (`const`/`volatile` dropped, typedef
+/// names kept), for messages.
+pub fn type_name(ty: BtfType<'_>) -> String {
+    let mut ty = ty;
+    while ty.is_mod() {
+        match ty.next_type() {
+            Some(next) => ty = next,
+            None => break,
+        }
+    }
+    let name = ty
+        .name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "(anon)".to_string());
+    match ty.kind() {
+        BtfKind::Struct => format!("struct {name}"),
+        BtfKind::Union => format!("union {name}"),
+        BtfKind::Enum | BtfKind::Enum64 => format!("enum {name}"),
+        BtfKind::Ptr => "pointer".to_string(),
+        BtfKind::Array => "array".to_string(),
+        _ => name,
+    }
+}
+
+/// Size in bytes of any sized type (modifiers and typedefs resolved).
+pub fn size_of_type(ty: BtfType<'_>) -> Option<usize> {
+    let ty = ty.skip_mods_and_typedefs();
+    match ty.kind() {
+        BtfKind::Int => types::Int::try_from(ty).ok().map(|t| t.size()),
+        BtfKind::Float => types::Float::try_from(ty).ok().map(|t| t.size()),
+        BtfKind::Enum => types::Enum::try_from(ty).ok().map(|t| t.size()),
+        BtfKind::Enum64 => types::Enum64::try_from(ty).ok().map(|t| t.size()),
+        BtfKind::Struct => types::Struct::try_from(ty).ok().map(|t| t.size()),
+        BtfKind::Union => types::Union::try_from(ty).ok().map(|t| t.size()),
+        BtfKind::Ptr => Some(8),
+        BtfKind::Array => {
+            let array = types::Array::try_from(ty).ok()?;
+            Some(size_of_type(array.contained_type())? * array.capacity())
+        }
+        _ => None,
+    }
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+fn opaque(name: String, offset: usize, size: usize) -> Field {
+    Field {
+        name,
+        offset,
+        scalar: Scalar::Opaque,
+        size: 1,
+        shape: vec![size],
+    }
+}
+
+/// Appends the fields of `ty` at `offset`; `shape` holds the dimensions of the
+/// arrays around it (an array of structs is kept opaque, see the module doc).
+fn flatten(
+    btf: &Btf<'_>,
+    ty: BtfType<'_>,
+    name: String,
+    offset: usize,
+    shape: &[usize],
+    out: &mut Vec<Field>,
+) {
+    let ty = ty.skip_mods_and_typedefs();
+    let scalar = |scalar: Scalar, size: usize| Field {
+        name: name.clone(),
+        offset,
+        scalar,
+        size,
+        shape: shape.to_vec(),
+    };
+    match ty.kind() {
+        BtfKind::Int => {
+            let Ok(int) = types::Int::try_from(ty) else {
+                return;
+            };
+            let is_char = ty.name().is_some_and(|n| n == "char");
+            let kind = match int.encoding {
+                IntEncoding::Bool => Scalar::Bool,
+                IntEncoding::Char => Scalar::Char,
+                _ if is_char => Scalar::Char,
+                IntEncoding::Signed => Scalar::Int { signed: true },
+                IntEncoding::None => Scalar::Int { signed: false },
+            };
+            out.push(scalar(kind, int.size()));
+        }
+        BtfKind::Float => {
+            if let Some(size) = size_of_type(ty) {
+                out.push(scalar(Scalar::Float, size));
+            }
+        }
+        BtfKind::Ptr => out.push(scalar(Scalar::Int { signed: false }, 8)),
+        BtfKind::Enum => {
+            let Ok(e) = types::Enum::try_from(ty) else {
+                return;
+            };
+            let values = e
+                .iter()
+                .map(|m| (os_name(m.name), m.value))
+                .collect::<Vec<_>>();
+            out.push(scalar(
+                Scalar::Enum {
+                    signed: e.is_signed(),
+                    values,
+                },
+                e.size(),
+            ));
+        }
+        BtfKind::Enum64 => {
+            let Ok(e) = types::Enum64::try_from(ty) else {
+                return;
+            };
+            let values = e
+                .iter()
+                .map(|m| (os_name(m.name), m.value as i64))
+                .collect::<Vec<_>>();
+            out.push(scalar(
+                Scalar::Enum {
+                    signed: e.is_signed(),
+                    values,
+                },
+                e.size(),
+            ));
+        }
+        BtfKind::Array => {
+            let Ok(array) = types::Array::try_from(ty) else {
+                return;
+            };
+            let element = array.contained_type().skip_mods_and_typedefs();
+            let mut inner = shape.to_vec();
+            inner.push(array.capacity());
+            if element.is_composite() {
+                // An array of structs does not fit one column per field.
+                if let Some(size) = size_of_type(ty) {
+                    let total = size * shape.iter().product::<usize>();
+                    out.push(opaque(name, offset, total));
+                }
+                return;
+            }
+            flatten(btf, element, name, offset, &inner, out);
+        }
+        BtfKind::Struct => {
+            let Ok(s) = types::Struct::try_from(ty) else {
+                return;
+            };
+            for (index, member) in s.iter().enumerate() {
+                let member_name = member
+                    .name
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| format!("_{index}"));
+                let Some(member_ty) = btf.type_by_id::<BtfType<'_>>(member.ty) else {
+                    continue;
+                };
+                match member.attr {
+                    MemberAttr::Normal { offset: bits } => flatten(
+                        btf,
+                        member_ty,
+                        join(&name, &member_name),
+                        offset + bits as usize / 8,
+                        &[],
+                        out,
+                    ),
+                    // Bitfields: the bytes that hold them, opaque.
+                    MemberAttr::BitField { size, offset: bits } => {
+                        let first = bits as usize / 8;
+                        let last = (bits as usize + size as usize).div_ceil(8);
+                        out.push(opaque(
+                            join(&name, &member_name),
+                            offset + first,
+                            last - first,
+                        ));
+                    }
+                }
+            }
+        }
+        BtfKind::Union => {
+            if let Some(size) = size_of_type(ty) {
+                out.push(opaque(name, offset, size));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn os_name(name: Option<&std::ffi::OsStr>) -> String {
+    name.map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalar_names_are_what_python_expects() {
+        assert_eq!(Scalar::Int { signed: false }.name(), "uint");
+        assert_eq!(Scalar::Opaque.name(), "bytes");
+    }
+}

@@ -1,0 +1,494 @@
+//! Running a plugin: a thread owns the loaded object (programs, links, perf
+//! events) for as long as it runs, draining its ring buffers into batches of
+//! raw records, one channel per ring, as the run-queue probe does. Maps are
+//! read through duplicated descriptors, which stay valid after `stop()`.
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::bounded;
+use crossbeam_channel::Receiver;
+use crossbeam_channel::Sender;
+use crossbeam_channel::TryRecvError;
+use libbpf_rs::AsRawLibbpf as _;
+use libbpf_rs::Link;
+use libbpf_rs::MapCore as _;
+use libbpf_rs::MapFlags;
+use libbpf_rs::MapHandle;
+use libbpf_rs::MapType;
+use libbpf_rs::Object;
+use libbpf_rs::OpenObject;
+
+use crate::errors::ProbeError;
+use crate::event_batch::BatchPolicy;
+use crate::event_batch::Batcher;
+use crate::event_batch::DrainStats;
+use crate::event_batch::RawRecords;
+use crate::kernel;
+use crate::libbpf_log;
+use crate::perf_sampling;
+use crate::plugin_object::classify_section;
+use crate::plugin_object::open_object;
+use crate::plugin_object::Attach;
+use crate::ring_reader::CountingSink;
+use crate::ring_reader::RecordSink;
+use crate::ring_reader::RingReader;
+use crate::unload;
+
+const UNLOAD_TIMEOUT: Duration = Duration::from_secs(2);
+const MAX_POLL: Duration = Duration::from_millis(10);
+
+/// Bytes written into a data section before load (a global set from Python).
+#[derive(Debug, Clone)]
+pub struct GlobalPatch {
+    pub section: String,
+    pub offset: usize,
+    pub bytes: Vec<u8>,
+}
+
+/// A ring buffer of the object, and the size of its records when known.
+#[derive(Debug, Clone)]
+pub struct RingSpec {
+    pub map: String,
+    pub record_size: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PluginConfig {
+    pub path: PathBuf,
+    pub patches: Vec<GlobalPatch>,
+    /// Load only these programs (all when None).
+    pub programs: Option<Vec<String>>,
+    pub rings: Vec<RingSpec>,
+    pub policy: BatchPolicy,
+    pub pending_batches: usize,
+    /// Sampling frequency of `perf_event` programs.
+    pub perf_hz: u64,
+}
+
+/// One ring's stream of batches.
+pub struct RingStream {
+    pub batches: Receiver<RawRecords>,
+    pub stats: Arc<DrainStats>,
+}
+
+/// What stays attached until the owner thread lets go.
+struct Attachments {
+    links: Vec<Link>,
+    perf_events: Vec<OwnedFd>,
+}
+
+/// A loaded, attached plugin.
+pub struct PluginHost {
+    maps: HashMap<String, MapHandle>,
+    streams: HashMap<String, RingStream>,
+    stop: Option<Sender<()>>,
+    owner: Option<JoinHandle<()>>,
+}
+
+type Ready = Result<HashMap<String, MapHandle>, ProbeError>;
+
+impl PluginHost {
+    /// Loads and attaches; returns once the programs run (or failed to).
+    pub fn start(config: PluginConfig) -> Result<Self, ProbeError> {
+        kernel::check_privileges()?;
+        let mut senders = Vec::new();
+        let mut streams = HashMap::new();
+        for ring in &config.rings {
+            let (tx, rx) = bounded(config.pending_batches);
+            let stats = Arc::new(DrainStats::default());
+            senders.push((ring.clone(), tx, Arc::clone(&stats)));
+            streams.insert(
+                ring.map.clone(),
+                RingStream {
+                    batches: rx,
+                    stats,
+                },
+            );
+        }
+        let (ready_tx, ready_rx) = bounded::<Ready>(1);
+        let (stop_tx, stop_rx) = bounded::<()>(1);
+        let owner = thread::Builder::new()
+            .name("nn-plugin".to_string())
+            .spawn(move || own_plugin(&config, senders, &ready_tx, &stop_rx))
+            .map_err(|err| ProbeError::Load(format!("starting the plugin thread: {err}")))?;
+        let maps = match ready_rx.recv() {
+            Ok(Ok(maps)) => maps,
+            Ok(Err(err)) => {
+                let _ = owner.join();
+                return Err(err);
+            }
+            Err(_) => {
+                let _ = owner.join();
+                return Err(ProbeError::Load(
+                    "the plugin thread ended before loading".to_string(),
+                ));
+            }
+        };
+        Ok(Self {
+            maps,
+            streams,
+            stop: Some(stop_tx),
+            owner: Some(owner),
+        })
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.owner.is_some()
+    }
+
+    /// Detaches and unloads; waits until the kernel has freed the programs and
+    /// the last records have been shipped. Maps stay readable.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(owner) = self.owner.take() {
+            let _ = owner.join();
+        }
+    }
+
+    pub fn stream(&self, map: &str) -> Option<&RingStream> {
+        self.streams.get(map)
+    }
+
+    pub fn streams(&self) -> impl Iterator<Item = (&String, &RingStream)> {
+        self.streams.iter()
+    }
+
+    /// Every entry of map `name`.
+    pub fn read_map(&self, name: &str) -> Result<MapEntries, ProbeError> {
+        let map = self.maps.get(name).ok_or_else(|| {
+            let mut known = self.maps.keys().cloned().collect::<Vec<_>>();
+            known.sort();
+            ProbeError::Map(format!(
+                "the plugin has no map named {name:?}; its maps are: {}",
+                known.join(", ")
+            ))
+        })?;
+        read_entries(map)
+    }
+}
+
+impl Drop for PluginHost {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A map's entries, keys and values back to back; per-CPU maps hold `cpus`
+/// values per key.
+#[derive(Debug, Default)]
+pub struct MapEntries {
+    pub keys: Vec<u8>,
+    pub values: Vec<u8>,
+    pub count: usize,
+    pub cpus: usize,
+}
+
+fn read_entries(map: &MapHandle) -> Result<MapEntries, ProbeError> {
+    let map_type = map.map_type();
+    let keys: Vec<Vec<u8>> = match map_type {
+        MapType::Array | MapType::PercpuArray => (0..map.max_entries())
+            .map(|i| i.to_ne_bytes().to_vec())
+            .collect(),
+        MapType::Hash
+        | MapType::LruHash
+        | MapType::PercpuHash
+        | MapType::LruPercpuHash
+        | MapType::LpmTrie => map.keys().collect(),
+        other => {
+            return Err(ProbeError::Map(format!(
+                "map {:?} is a {other:?} map, which holds no readable entries{}",
+                map.name(),
+                if other == MapType::RingBuf {
+                    ": read its records with batches()"
+                } else {
+                    ""
+                }
+            )))
+        }
+    };
+    let failed = |err: libbpf_rs::Error| {
+        ProbeError::Map(format!("reading map {:?}: {err}", map.name()))
+    };
+    let mut entries = MapEntries {
+        cpus: 1,
+        ..MapEntries::default()
+    };
+    for key in keys {
+        if map_type.is_percpu() {
+            // A key deleted since it was listed has no value: skip it.
+            let Some(values) = map.lookup_percpu(&key, MapFlags::ANY).map_err(failed)? else {
+                continue;
+            };
+            entries.cpus = values.len();
+            entries.values.extend(values.iter().flatten());
+        } else {
+            let Some(value) = map.lookup(&key, MapFlags::ANY).map_err(failed)? else {
+                continue;
+            };
+            entries.values.extend(value);
+        }
+        entries.keys.extend(key);
+        entries.count += 1;
+    }
+    Ok(entries)
+}
+
+/// Sets autoload from `config.programs` and checks every loaded program can
+/// be attached.
+fn choose_programs(open: &mut OpenObject, config: &PluginConfig) -> Result<(), ProbeError> {
+    let names = open
+        .progs()
+        .map(|p| p.name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    if let Some(wanted) = &config.programs {
+        if let Some(missing) = wanted.iter().find(|w| !names.contains(w)) {
+            return Err(ProbeError::Object(format!(
+                "the object has no program named {missing:?}; its programs are: {}",
+                names.join(", ")
+            )));
+        }
+    }
+    for mut prog in open.progs_mut() {
+        let name = prog.name().to_string_lossy().into_owned();
+        let load = config.programs.as_ref().is_none_or(|w| w.contains(&name));
+        prog.set_autoload(load);
+        let section = prog.section().to_string_lossy().into_owned();
+        if let (true, Attach::Unsupported(why)) = (load, classify_section(&section)) {
+            return Err(ProbeError::Section(format!("program {name:?}: {why}")));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the globals set from Python into the data sections' initial values.
+fn apply_patches(open: &mut OpenObject, patches: &[GlobalPatch]) -> Result<(), ProbeError> {
+    for patch in patches {
+        let mut done = false;
+        for mut map in open.maps_mut() {
+            // SAFETY: the map pointer is valid while `open` lives.
+            let internal = unsafe {
+                libbpf_rs::libbpf_sys::bpf_map__is_internal(map.as_libbpf_object().as_ptr())
+            };
+            let name = map.name().to_string_lossy().into_owned();
+            if !internal || !name.ends_with(&patch.section) {
+                continue;
+            }
+            let data = map.initial_value_mut().ok_or_else(|| {
+                ProbeError::Object(format!("section {} has no initial value", patch.section))
+            })?;
+            let end = patch.offset + patch.bytes.len();
+            let size = data.len();
+            let slot = data.get_mut(patch.offset..end).ok_or_else(|| {
+                ProbeError::Object(format!(
+                    "bytes {}..{end} lie outside section {} ({} bytes)",
+                    patch.offset,
+                    patch.section,
+                    size
+                ))
+            })?;
+            slot.copy_from_slice(&patch.bytes);
+            done = true;
+            break;
+        }
+        if !done {
+            return Err(ProbeError::Object(format!(
+                "the object has no data section {}",
+                patch.section
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn attach_hint(section: &str) -> &'static str {
+    let prefix = section.split('/').next().unwrap_or_default();
+    match prefix {
+        "tp" | "tracepoint" => {
+            "; classic tracepoints need tracefs (mount -t tracefs nodev /sys/kernel/tracing), \
+             or use SEC(\"tp_btf/...\"), which does not"
+        }
+        "kprobe" | "kretprobe" | "kprobe.multi" | "kretprobe.multi" => {
+            "; is the function in /proc/kallsyms (it may be inlined or renamed, e.g. .isra.0)?"
+        }
+        "fentry" | "fexit" | "fmod_ret" | "tp_btf" => {
+            "; is the function or tracepoint in the kernel's BTF (bpftool btf dump file \
+             /sys/kernel/btf/vmlinux | grep NAME)?"
+        }
+        _ => "",
+    }
+}
+
+fn attach_all(object: &Object, perf_hz: u64) -> Result<Attachments, ProbeError> {
+    let mut attachments = Attachments {
+        links: Vec::new(),
+        perf_events: Vec::new(),
+    };
+    for prog in object.progs_mut() {
+        if !prog.autoload() {
+            continue;
+        }
+        let name = prog.name().to_string_lossy().into_owned();
+        let section = prog.section().to_string_lossy().into_owned();
+        let failed = |err: libbpf_rs::Error| {
+            ProbeError::Attach(format!(
+                "attaching program {name:?} (SEC(\"{section}\")) failed: {err}{}",
+                attach_hint(&section)
+            ))
+        };
+        match classify_section(&section) {
+            Attach::Auto => attachments.links.push(prog.attach().map_err(failed)?),
+            Attach::PerfEvent => {
+                for fd in perf_sampling::open_cpu_clock(perf_hz)? {
+                    use std::os::fd::AsRawFd as _;
+                    let link = prog.attach_perf_event(fd.as_raw_fd()).map_err(failed)?;
+                    attachments.links.push(link);
+                    attachments.perf_events.push(fd);
+                }
+            }
+            Attach::LoadOnly => {}
+            Attach::Unsupported(why) => {
+                return Err(ProbeError::Section(format!("program {name:?}: {why}")))
+            }
+        }
+    }
+    Ok(attachments)
+}
+
+type RingSender = (RingSpec, Sender<RawRecords>, Arc<DrainStats>);
+
+struct Running {
+    object: Object,
+    attachments: Attachments,
+    reader: Option<RingReader>,
+}
+
+fn set_up(
+    config: &PluginConfig,
+    senders: Vec<RingSender>,
+) -> Result<(Running, HashMap<String, MapHandle>), ProbeError> {
+    let mut open = open_object(&config.path)?;
+    choose_programs(&mut open, config)?;
+    apply_patches(&mut open, &config.patches)?;
+    let what = format!("plugin {}", config.path.display());
+    let object = open
+        .load()
+        .map_err(|err| libbpf_log::load_error(&err, &what))?;
+    let mut maps = HashMap::new();
+    for map in object.maps() {
+        // SAFETY: the map pointer is valid while `object` lives.
+        let internal = unsafe {
+            libbpf_rs::libbpf_sys::bpf_map__is_internal(map.as_libbpf_object().as_ptr())
+        };
+        if internal || !map.autocreate() {
+            continue;
+        }
+        let handle = MapHandle::try_from(&map)
+            .map_err(|err| ProbeError::Map(format!("duplicating a map handle: {err}")))?;
+        maps.insert(map.name().to_string_lossy().into_owned(), handle);
+    }
+    let mut rings: Vec<(&MapHandle, Box<dyn RecordSink>)> = Vec::new();
+    let mut first_stats = None;
+    for (spec, sender, stats) in senders {
+        let Some(map) = maps.get(&spec.map) else {
+            return Err(ProbeError::Map(format!(
+                "the plugin has no ring buffer named {:?}",
+                spec.map
+            )));
+        };
+        first_stats.get_or_insert_with(|| Arc::clone(&stats));
+        let sink: Box<dyn RecordSink> = match spec.record_size {
+            Some(size) => Box::new(Batcher::new(
+                config.policy,
+                &RawRecords::new(size),
+                sender,
+                stats,
+            )),
+            None => Box::new(CountingSink(stats)),
+        };
+        rings.push((map, sink));
+    }
+    let reader = match first_stats {
+        Some(stats) => {
+            let rings = rings
+                .into_iter()
+                .map(|(map, sink)| (map as &dyn libbpf_rs::MapCore, sink))
+                .collect();
+            Some(RingReader::open(
+                rings,
+                stats,
+                MAX_POLL.min(config.policy.max_age),
+            )?)
+        }
+        None => None,
+    };
+    let attachments = attach_all(&object, config.perf_hz)?;
+    Ok((
+        Running {
+            object,
+            attachments,
+            reader,
+        },
+        maps,
+    ))
+}
+
+fn own_plugin(
+    config: &PluginConfig,
+    senders: Vec<RingSender>,
+    ready: &Sender<Ready>,
+    stop: &Receiver<()>,
+) {
+    let (running, maps) = match set_up(config, senders) {
+        Ok(parts) => parts,
+        Err(err) => {
+            let _ = ready.send(Err(err));
+            return;
+        }
+    };
+    let program_ids = unload::loaded_program_ids(&running.object);
+    if ready.send(Ok(maps)).is_err() {
+        return;
+    }
+    let Running {
+        object,
+        attachments,
+        reader,
+    } = running;
+    match reader {
+        Some(reader) => {
+            while matches!(stop.try_recv(), Err(TryRecvError::Empty)) {
+                reader.drain_once();
+            }
+            // Detach first, so that nothing arrives after the last drain.
+            drop(attachments);
+            reader.drain_rest();
+        }
+        None => {
+            let _ = stop.recv();
+            drop(attachments);
+        }
+    }
+    drop(object);
+    unload::wait_until_unloaded(&program_ids, UNLOAD_TIMEOUT);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attach_failures_point_at_the_likely_cause() {
+        assert!(attach_hint("tp/sched/sched_switch").contains("tracefs"));
+        assert!(attach_hint("kprobe/do_sys_open").contains("kallsyms"));
+        assert!(attach_hint("fentry/x").contains("BTF"));
+        assert_eq!(attach_hint("raw_tp/sched_switch"), "");
+    }
+}
