@@ -11,21 +11,26 @@ use libbpf_rs::btf::types;
 use libbpf_rs::btf::types::IntEncoding;
 use libbpf_rs::btf::types::MemberAttr;
 use libbpf_rs::btf::BtfKind;
+use libbpf_rs::btf::BtfType;
 use libbpf_rs::btf::HasSize as _;
 use libbpf_rs::btf::TypeId;
 use libbpf_rs::Btf;
-use libbpf_rs::btf::BtfType;
 
 /// What one element of a field is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scalar {
-    Int { signed: bool },
+    Int {
+        signed: bool,
+    },
     Bool,
     /// A C `char`: arrays of them are strings.
     Char,
     Float,
     /// Enumerators as (name, value).
-    Enum { signed: bool, values: Vec<(String, i64)> },
+    Enum {
+        signed: bool,
+        values: Vec<(String, i64)>,
+    },
     /// Bytes with no finer type: unions, bitfield storage, arrays of structs.
     Opaque,
 }
@@ -280,7 +285,65 @@ fn os_name(name: Option<&std::ffi::OsStr>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::mem::offset_of;
+
     use super::*;
+    use crate::runq_skel::types::runq_event;
+    use crate::runq_skel::types::runq_hist;
+
+    /// The run-queue probe's object, as build.rs compiled it.
+    const RUNQ_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/runq.bpf.o"));
+
+    fn runq_layout(name: &str) -> Layout {
+        let btf = Btf::from_raw("runq", RUNQ_OBJECT)
+            .expect("the object parses")
+            .expect("the object has BTF");
+        let ty = btf
+            .type_by_name::<types::Struct<'_>>(name)
+            .expect("the struct is in the BTF");
+        layout_of(&btf, ty.type_id()).expect("structs have a layout")
+    }
+
+    fn field<'a>(layout: &'a Layout, name: &str) -> &'a Field {
+        layout
+            .fields
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("no field {name} in {layout:?}"))
+    }
+
+    #[test]
+    fn a_record_layout_matches_the_compiled_struct() {
+        // libbpf-cargo generated `runq_event` from the same BTF independently:
+        // both must agree on every offset and size.
+        let layout = runq_layout("runq_event");
+        assert_eq!(layout.type_name, "struct runq_event");
+        assert_eq!(layout.size, size_of::<runq_event>());
+        let ts = field(&layout, "ts_ns");
+        assert_eq!(ts.offset, offset_of!(runq_event, ts_ns));
+        assert_eq!((ts.size, &ts.scalar), (8, &Scalar::Int { signed: false }));
+        assert_eq!(
+            field(&layout, "latency_ns").offset,
+            offset_of!(runq_event, latency_ns)
+        );
+        assert_eq!(field(&layout, "cpu").offset, offset_of!(runq_event, cpu));
+        assert_eq!(
+            field(&layout, "preempted").offset,
+            offset_of!(runq_event, preempted)
+        );
+    }
+
+    #[test]
+    fn arrays_keep_their_shape_and_char_arrays_are_strings() {
+        let layout = runq_layout("runq_hist");
+        assert_eq!(layout.size, size_of::<runq_hist>());
+        let slots = field(&layout, "slots");
+        assert_eq!(slots.shape, vec![64]);
+        assert_eq!(slots.offset, offset_of!(runq_hist, slots));
+        let comm = field(&layout, "comm");
+        assert_eq!(comm.scalar, Scalar::Char);
+        assert_eq!(comm.shape, vec![16]);
+    }
 
     #[test]
     fn scalar_names_are_what_python_expects() {

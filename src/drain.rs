@@ -16,11 +16,11 @@ use libbpf_rs::OpenObject;
 use libbpf_rs::ProgramHandle;
 
 use crate::errors::ProbeError;
-use crate::ring_reader::RingReader;
 use crate::event_batch::BatchPolicy;
 use crate::event_batch::Batcher;
 use crate::event_batch::DrainStats;
 use crate::event_batch::EventColumns;
+use crate::ring_reader::RingReader;
 use crate::runq_loader::load_and_attach;
 use crate::runq_probe::Method;
 use crate::runq_probe::RunqConfig;

@@ -30,6 +30,12 @@ pub fn start_capture() {
     libbpf_rs::set_print(Some((PrintLevel::Info, capture)));
 }
 
+/// Whether the captured messages include a program's verifier log.
+fn holds_verifier_log() -> bool {
+    let log = LOG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    log.iter().any(|line| line.contains("BEGIN PROG LOAD LOG"))
+}
+
 /// The last `lines` captured lines, joined for an error message.
 pub fn tail(lines: usize) -> String {
     let log = LOG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -40,7 +46,9 @@ pub fn tail(lines: usize) -> String {
 /// The error for a failed load of `what`: missing privileges, or the kernel's
 /// (usually the verifier's) reason, quoted from the end of the captured log.
 pub fn load_error(err: &libbpf_rs::Error, what: &str) -> ProbeError {
-    if err.kind() == ErrorKind::PermissionDenied {
+    // The verifier also answers EACCES (an invalid memory access, say); only
+    // a refusal without a verifier log is about privileges.
+    if err.kind() == ErrorKind::PermissionDenied && !holds_verifier_log() {
         return ProbeError::Privilege(format!(
             "the kernel refused to load {what} ({err}): run as root or with \
              CAP_BPF+CAP_PERFMON, and check kernel lockdown (/sys/kernel/security/lockdown)"

@@ -103,13 +103,7 @@ impl PluginHost {
             let (tx, rx) = bounded(config.pending_batches);
             let stats = Arc::new(DrainStats::default());
             senders.push((ring.clone(), tx, Arc::clone(&stats)));
-            streams.insert(
-                ring.map.clone(),
-                RingStream {
-                    batches: rx,
-                    stats,
-                },
-            );
+            streams.insert(ring.map.clone(), RingStream { batches: rx, stats });
         }
         let (ready_tx, ready_rx) = bounded::<Ready>(1);
         let (stop_tx, stop_rx) = bounded::<()>(1);
@@ -214,9 +208,8 @@ fn read_entries(map: &MapHandle) -> Result<MapEntries, ProbeError> {
             )))
         }
     };
-    let failed = |err: libbpf_rs::Error| {
-        ProbeError::Map(format!("reading map {:?}: {err}", map.name()))
-    };
+    let failed =
+        |err: libbpf_rs::Error| ProbeError::Map(format!("reading map {:?}: {err}", map.name()));
     let mut entries = MapEntries {
         cpus: 1,
         ..MapEntries::default()
@@ -289,9 +282,7 @@ fn apply_patches(open: &mut OpenObject, patches: &[GlobalPatch]) -> Result<(), P
             let slot = data.get_mut(patch.offset..end).ok_or_else(|| {
                 ProbeError::Object(format!(
                     "bytes {}..{end} lie outside section {} ({} bytes)",
-                    patch.offset,
-                    patch.section,
-                    size
+                    patch.offset, patch.section, size
                 ))
             })?;
             slot.copy_from_slice(&patch.bytes);
@@ -384,9 +375,8 @@ fn set_up(
     let mut maps = HashMap::new();
     for map in object.maps() {
         // SAFETY: the map pointer is valid while `object` lives.
-        let internal = unsafe {
-            libbpf_rs::libbpf_sys::bpf_map__is_internal(map.as_libbpf_object().as_ptr())
-        };
+        let internal =
+            unsafe { libbpf_rs::libbpf_sys::bpf_map__is_internal(map.as_libbpf_object().as_ptr()) };
         if internal || !map.autocreate() {
             continue;
         }

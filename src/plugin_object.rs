@@ -243,7 +243,9 @@ pub fn inspect(path: &Path, records: &HashMap<String, String>) -> Result<ObjectI
             key_size: map.key_size(),
             value_size: map.value_size(),
             max_entries: map.max_entries(),
-            key: (key_id != 0).then(|| layout_of(&btf, key_id.into())).flatten(),
+            key: (key_id != 0)
+                .then(|| layout_of(&btf, key_id.into()))
+                .flatten(),
             value: (value_id != 0)
                 .then(|| layout_of(&btf, value_id.into()))
                 .flatten(),
@@ -321,15 +323,13 @@ fn record_layout(
 ) -> Result<Option<Layout>, ProbeError> {
     if let Some(name) = named {
         let bare = name.strip_prefix("struct ").unwrap_or(name);
-        let ty = btf
-            .type_by_name::<types::Struct<'_>>(bare)
-            .ok_or_else(|| {
-                ProbeError::Object(format!(
-                    "record type 'struct {bare}' for ring buffer '{map}' is not in the object's \
+        let ty = btf.type_by_name::<types::Struct<'_>>(bare).ok_or_else(|| {
+            ProbeError::Object(format!(
+                "record type 'struct {bare}' for ring buffer '{map}' is not in the object's \
                      BTF: clang emits only types that globals or maps use, so declare \
                      NN_RECORD({map}, struct {bare}) (from nn.bpf.h) in the program"
-                ))
-            })?;
+            ))
+        })?;
         return Ok(layout_of(btf, ty.type_id()));
     }
     let mut lone = Vec::new();
@@ -352,7 +352,8 @@ fn record_layout(
                 return Ok(layout_of(btf, target.type_id()));
             }
             let is_marker = var_name.is_some_and(|n| n.starts_with(RECORD_MARKER));
-            if !is_marker && var.referenced_type().skip_mods_and_typedefs().kind() == BtfKind::Struct
+            if !is_marker
+                && var.referenced_type().skip_mods_and_typedefs().kind() == BtfKind::Struct
             {
                 lone.push(target.type_id());
             }

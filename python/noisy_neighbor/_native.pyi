@@ -7,7 +7,7 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import Self
 
-__all__ = ["RunqCore", "__version__"]
+__all__ = ["PluginCore", "RunqCore", "__version__", "inspect_object"]
 __version__: str
 
 @final
@@ -46,3 +46,33 @@ class RunqCore:
     def blame(self) -> list[tuple[int, int, int, int]]: ...
     def switch_outs(self) -> list[tuple[int, int, int, int, int]]: ...
     def counters(self) -> dict[str, int]: ...
+
+def inspect_object(path: str, records: dict[str, str] | None = None) -> dict[str, Any]:
+    """Describes a BPF object without loading it: programs, maps, globals."""
+
+@final
+class PluginCore:
+    """A loaded and attached plugin (a BPF object run by the host)."""
+
+    def __new__(
+        cls,
+        path: str,
+        patches: list[tuple[str, int, bytes]] = ...,
+        programs: list[str] | None = None,
+        rings: list[tuple[str, int | None]] = ...,
+        batch_events: int = 65536,
+        batch_ms: float = 100.0,
+        pending_batches: int = 16,
+        perf_hz: int = 99,
+    ) -> Self: ...
+    @property
+    def running(self) -> bool: ...
+    def stop(self) -> None: ...
+    def ring_finished(self, map: str) -> bool: ...
+    def next_batch(
+        self, map: str, timeout: float | None = None
+    ) -> npt.NDArray[np.uint8] | None: ...
+    def read_map(
+        self, name: str
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], int, int]: ...
+    def counters(self) -> dict[str, dict[str, int]]: ...

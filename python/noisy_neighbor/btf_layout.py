@@ -97,11 +97,17 @@ def _describe(field: tuple, type_name: str) -> str:
         return f"{kind}{size * 8}[{']['.join(map(str, shape))}] array"
     if kind in ("enum", "enum_signed"):
         return type_name
-    return {"bool": "bool", "float": f"float{size * 8}"}.get(kind, f"{kind}{size * 8} ({type_name})")
+    return {"bool": "bool", "float": f"float{size * 8}"}.get(
+        kind, f"{kind}{size * 8} ({type_name})"
+    )
 
 
 def _int_bytes(value: Any, size: int, signed: bool, what: str) -> bytes:
-    low, high = (-(1 << (size * 8 - 1)), (1 << (size * 8 - 1)) - 1) if signed else (0, (1 << (size * 8)) - 1)
+    low, high = (
+        (-(1 << (size * 8 - 1)), (1 << (size * 8 - 1)) - 1)
+        if signed
+        else (0, (1 << (size * 8)) - 1)
+    )
     if not low <= value <= high:
         raise PluginGlobalError(f"{what}: {value} does not fit (range {low}..{high})")
     return int(value).to_bytes(size, "little" if np.little_endian else "big", signed=signed)

@@ -35,7 +35,9 @@ def add_run_parser(commands: Any, positive_float: Any, positive_int: Any) -> Non
     )
     run.add_argument("file", metavar="FILE", help="a .bpf.o object, or .bpf.c source")
     run.add_argument("--interval", type=positive_float, default=1.0, metavar="S", help="default 1")
-    run.add_argument("--count", type=positive_int, default=None, metavar="N", help="intervals, then exit")
+    run.add_argument(
+        "--count", type=positive_int, default=None, metavar="N", help="intervals, then exit"
+    )
     run.add_argument(
         "--set",
         action="append",
@@ -43,8 +45,12 @@ def add_run_parser(commands: Any, positive_float: Any, positive_int: Any) -> Non
         metavar="NAME=VALUE",
         help="set a global (const volatile) before load; repeatable",
     )
-    run.add_argument("--program", action="append", default=None, metavar="NAME", help="load only these")
-    run.add_argument("--map", action="append", default=[], metavar="NAME", help="also print this map")
+    run.add_argument(
+        "--program", action="append", default=None, metavar="NAME", help="load only these"
+    )
+    run.add_argument(
+        "--map", action="append", default=[], metavar="NAME", help="also print this map"
+    )
     run.add_argument(
         "--record",
         action="append",
@@ -73,7 +79,9 @@ def parse_global(plugin_globals: dict[str, dict[str, Any]], assignment: str) -> 
         if kind == "bool":
             lowered = text.lower()
             if lowered not in _TRUE | _FALSE:
-                raise PluginGlobalError(f"global {name!r} is a bool: use true or false, got {text!r}")
+                raise PluginGlobalError(
+                    f"global {name!r} is a bool: use true or false, got {text!r}"
+                )
             return name, lowered in _TRUE
         if kind == "float":
             return name, float(text)
@@ -149,5 +157,7 @@ def run_plugin(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     for ring, stats in plugin.stats().items():
         lost = {k: v for k, v in stats.items() if k not in ("batches", "records") and v}
         if lost:
-            print(f"ring buffer {ring}: " + ", ".join(f"{k}={v}" for k, v in lost.items()), file=out)
+            print(
+                f"ring buffer {ring}: " + ", ".join(f"{k}={v}" for k, v in lost.items()), file=out
+            )
     return 0

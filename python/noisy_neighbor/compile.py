@@ -35,7 +35,9 @@ def cache_dir() -> Path:
 def _find_clang(clang: str | None) -> str:
     found = shutil.which(clang or os.environ.get("NN_CLANG", "clang"))
     if not found:
-        raise ClangNotFoundError(f"compiling BPF C needs clang, which was not found: {_INSTALL_CLANG}")
+        raise ClangNotFoundError(
+            f"compiling BPF C needs clang, which was not found: {_INSTALL_CLANG}"
+        )
     return found
 
 
@@ -79,14 +81,18 @@ def compile_source(
             check=False,
         )
         if result.returncode != 0:
-            raise PluginCompileError(f"clang could not compile plugin {name!r}:\n{result.stderr.strip()}")
+            raise PluginCompileError(
+                f"clang could not compile plugin {name!r}:\n{result.stderr.strip()}"
+            )
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
     return target
 
 
-def compile_file(path: str | os.PathLike[str], *, clang: str | None = None, cflags: list[str] | None = None) -> Path:
+def compile_file(
+    path: str | os.PathLike[str], *, clang: str | None = None, cflags: list[str] | None = None
+) -> Path:
     """Compiles a ``.bpf.c`` file (its directory on the include path, for its
     own headers) into the cache; see :func:`compile_source`."""
     source = Path(path)

@@ -82,7 +82,10 @@ class EventBatch:
             raise ImportError(
                 "EventBatch.to_pandas() needs pandas: pip install 'noisy-neighbor[pandas]'"
             ) from None
-        frame = pd.DataFrame(self._columns, copy=False)
+        # A fixed array field (a plugin's ``u16 marks[2]``) is a 2-D column:
+        # one array per cell.
+        columns = {k: list(v) if v.ndim > 1 else v for k, v in self._columns.items()}
+        frame = pd.DataFrame(columns, copy=False)
         if resolve:
             from .resolver import resolve_cgroup
 

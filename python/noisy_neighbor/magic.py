@@ -37,7 +37,9 @@ def bpf_magic(line: str, cell: str, namespace: dict[str, Any] | None = None) -> 
     try:
         args = _parser().parse_args(shlex.split(line))
     except (argparse.ArgumentError, SystemExit) as err:
-        raise ValueError(f"%%bpf [NAME] [--set NAME=VALUE ...] [--program NAME ...]: {err}") from None
+        raise ValueError(
+            f"%%bpf [NAME] [--set NAME=VALUE ...] [--program NAME ...]: {err}"
+        ) from None
     if not args.name.isidentifier():
         raise ValueError(f"%%bpf: {args.name!r} is not a Python name to bind the plugin to")
     plugin = Plugin.from_source(cell, name=args.name, programs=args.program)

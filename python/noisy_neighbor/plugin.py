@@ -58,7 +58,7 @@ class Plugin:
         self._patches: dict[str, tuple[str, int, bytes]] = {}
         self.global_values: dict[str, Any] = {}
         self.set(**globals)
-        self._options = dict(
+        self._options: dict[str, Any] = dict(
             batch_events=batch_events,
             batch_ms=batch_ms,
             pending_batches=pending_batches,
@@ -157,7 +157,9 @@ class Plugin:
 
     def _started(self) -> _native.PluginCore:
         if self._core is None:
-            raise ProbeStateError("the plugin was never started: call start() or use `with plugin:`")
+            raise ProbeStateError(
+                "the plugin was never started: call start() or use `with plugin:`"
+            )
         return self._core
 
     # -- outputs --------------------------------------------------------------
@@ -169,10 +171,14 @@ class Plugin:
                 raise ValueError(f"name the ring buffer: this plugin has {rings or 'none'}")
             return rings[0]
         if map_name not in rings:
-            raise ValueError(f"{map_name!r} is not a ring buffer of this plugin; its ring buffers: {rings}")
+            raise ValueError(
+                f"{map_name!r} is not a ring buffer of this plugin; its ring buffers: {rings}"
+            )
         return map_name
 
-    def next_batch(self, map_name: str | None = None, timeout: float | None = None) -> EventBatch | None:
+    def next_batch(
+        self, map_name: str | None = None, timeout: float | None = None
+    ) -> EventBatch | None:
         """The next batch of records of a ring buffer, as columns named after
         the record's fields; None on timeout or once the ring has finished."""
         ring = self._ring(map_name)
@@ -188,7 +194,9 @@ class Plugin:
             return None
         return EventBatch(decode(raw, layout))
 
-    def batches(self, map_name: str | None = None, timeout: float | None = None) -> Iterator[EventBatch]:
+    def batches(
+        self, map_name: str | None = None, timeout: float | None = None
+    ) -> Iterator[EventBatch]:
         """Yields batches of a ring buffer until the plugin stops (then the
         batches made before the stop) or, with ``timeout``, until none arrives
         for that many seconds. Ctrl-C ends the loop and stops the plugin."""
@@ -207,7 +215,9 @@ class Plugin:
     def map(self, name: str) -> MapView:
         """A snapshot of map ``name``, decoded by its BTF types."""
         if name not in self.maps:
-            raise KeyError(f"{self.path.name} has no map {name!r}; its maps: {', '.join(self.maps)}")
+            raise KeyError(
+                f"{self.path.name} has no map {name!r}; its maps: {', '.join(self.maps)}"
+            )
         keys, values, count, cpus = self._started().read_map(name)
         return MapView(name, self.maps[name], keys, values, count, cpus)
 

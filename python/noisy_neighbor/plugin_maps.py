@@ -25,7 +25,11 @@ def _raw_layout(size: int) -> Layout:
     """A layout for a key or value without BTF: an integer if the size is one,
     bytes otherwise."""
     if size in (1, 2, 4, 8):
-        return {"type_name": f"u{size * 8}", "size": size, "fields": [("", 0, "uint", size, [], None)]}
+        return {
+            "type_name": f"u{size * 8}",
+            "size": size,
+            "fields": [("", 0, "uint", size, [], None)],
+        }
     return {"type_name": "bytes", "size": size, "fields": [("", 0, "bytes", 1, [size], None)]}
 
 
@@ -41,6 +45,9 @@ def is_histogram_layout(layout: Layout | None) -> bool:
 
 
 def _scalar(value: Any) -> Any:
+    """A numpy element as a plain Python value (arrays as lists)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
     return value.item() if isinstance(value, np.generic) else value
 
 
@@ -54,8 +61,8 @@ def _row(columns: dict[str, np.ndarray], index: int) -> Any:
 def _hashable(value: Any) -> Any:
     if isinstance(value, dict):
         return tuple(_hashable(v) for v in value.values())
-    if isinstance(value, np.ndarray):
-        return tuple(value.tolist())
+    if isinstance(value, list):
+        return tuple(value)
     return value
 
 
@@ -103,7 +110,13 @@ class MapView:
     over CPUs unless ``per_cpu=True``, which gives one row per key and CPU."""
 
     def __init__(
-        self, name: str, info: dict[str, Any], keys: np.ndarray, values: np.ndarray, count: int, cpus: int
+        self,
+        name: str,
+        info: dict[str, Any],
+        keys: np.ndarray,
+        values: np.ndarray,
+        count: int,
+        cpus: int,
     ) -> None:
         self.name = name
         self.info = info
