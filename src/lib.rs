@@ -18,6 +18,7 @@ mod ring_reader;
 mod runq_loader;
 mod runq_probe;
 mod runq_skel;
+mod test_run;
 mod unload;
 
 use pyo3::prelude::*;

@@ -4,6 +4,7 @@
 //! read through duplicated descriptors, which stay valid after `stop()`.
 
 use std::collections::HashMap;
+use std::os::fd::AsFd as _;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use libbpf_rs::MapHandle;
 use libbpf_rs::MapType;
 use libbpf_rs::Object;
 use libbpf_rs::OpenObject;
+use libbpf_rs::ProgramHandle;
 
 use crate::errors::ProbeError;
 use crate::event_batch::BatchPolicy;
@@ -38,6 +40,7 @@ use crate::plugin_object::Attach;
 use crate::ring_reader::CountingSink;
 use crate::ring_reader::RecordSink;
 use crate::ring_reader::RingReader;
+use crate::test_run::run_syscall_program;
 use crate::unload;
 
 const UNLOAD_TIMEOUT: Duration = Duration::from_secs(2);
@@ -69,6 +72,8 @@ pub struct PluginConfig {
     pub pending_batches: usize,
     /// Sampling frequency of `perf_event` programs.
     pub perf_hz: u64,
+    /// New capacities of maps by name (bytes for ring buffers).
+    pub max_entries: Vec<(String, u32)>,
 }
 
 /// One ring's stream of batches.
@@ -86,12 +91,20 @@ struct Attachments {
 /// A loaded, attached plugin.
 pub struct PluginHost {
     maps: HashMap<String, MapHandle>,
+    /// `SEC("syscall")` programs, run on demand.
+    on_demand: HashMap<String, ProgramHandle>,
     streams: HashMap<String, RingStream>,
     stop: Option<Sender<()>>,
     owner: Option<JoinHandle<()>>,
 }
 
-type Ready = Result<HashMap<String, MapHandle>, ProbeError>;
+/// What the owner thread hands out once the plugin runs.
+struct Handles {
+    maps: HashMap<String, MapHandle>,
+    on_demand: HashMap<String, ProgramHandle>,
+}
+
+type Ready = Result<Handles, ProbeError>;
 
 impl PluginHost {
     /// Loads and attaches; returns once the programs run (or failed to).
@@ -111,8 +124,8 @@ impl PluginHost {
             .name("nn-plugin".to_string())
             .spawn(move || own_plugin(&config, senders, &ready_tx, &stop_rx))
             .map_err(|err| ProbeError::Load(format!("starting the plugin thread: {err}")))?;
-        let maps = match ready_rx.recv() {
-            Ok(Ok(maps)) => maps,
+        let handles = match ready_rx.recv() {
+            Ok(Ok(handles)) => handles,
             Ok(Err(err)) => {
                 let _ = owner.join();
                 return Err(err);
@@ -125,7 +138,8 @@ impl PluginHost {
             }
         };
         Ok(Self {
-            maps,
+            maps: handles.maps,
+            on_demand: handles.on_demand,
             streams,
             stop: Some(stop_tx),
             owner: Some(owner),
@@ -153,6 +167,27 @@ impl PluginHost {
 
     pub fn streams(&self) -> impl Iterator<Item = (&String, &RingStream)> {
         self.streams.iter()
+    }
+
+    /// Runs the `SEC("syscall")` program `name` once with `ctx`; returns its
+    /// return value.
+    pub fn run_program(&self, name: &str, ctx: &[u8]) -> Result<u32, ProbeError> {
+        if !self.is_running() {
+            return Err(ProbeError::State("the plugin has stopped".to_string()));
+        }
+        let program = self.on_demand.get(name).ok_or_else(|| {
+            let mut known = self.on_demand.keys().cloned().collect::<Vec<_>>();
+            known.sort();
+            ProbeError::State(format!(
+                "no SEC(\"syscall\") program named {name:?} was loaded (those loaded: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })?;
+        run_syscall_program(program.as_fd(), ctx)
     }
 
     /// Every entry of map `name`.
@@ -299,6 +334,22 @@ fn apply_patches(open: &mut OpenObject, patches: &[GlobalPatch]) -> Result<(), P
     Ok(())
 }
 
+/// Sets map capacities before load.
+fn resize_maps(open: &mut OpenObject, sizes: &[(String, u32)]) -> Result<(), ProbeError> {
+    for (name, entries) in sizes {
+        let mut map = open
+            .maps_mut()
+            .find(|m| m.name() == name.as_str())
+            .ok_or_else(|| {
+                ProbeError::Object(format!("max_entries: the object has no map {name:?}"))
+            })?;
+        map.set_max_entries(*entries).map_err(|err| {
+            ProbeError::Object(format!("sizing map {name:?} to {entries}: {err}"))
+        })?;
+    }
+    Ok(())
+}
+
 fn attach_hint(section: &str) -> &'static str {
     let prefix = section.split('/').next().unwrap_or_default();
     match prefix {
@@ -364,10 +415,11 @@ struct Running {
 fn set_up(
     config: &PluginConfig,
     senders: Vec<RingSender>,
-) -> Result<(Running, HashMap<String, MapHandle>), ProbeError> {
+) -> Result<(Running, Handles), ProbeError> {
     let mut open = open_object(&config.path)?;
     choose_programs(&mut open, config)?;
     apply_patches(&mut open, &config.patches)?;
+    resize_maps(&mut open, &config.max_entries)?;
     let what = format!("plugin {}", config.path.display());
     let object = open
         .load()
@@ -420,13 +472,22 @@ fn set_up(
         None => None,
     };
     let attachments = attach_all(&object, config.perf_hz)?;
+    let mut on_demand = HashMap::new();
+    for prog in object.progs_mut() {
+        let section = prog.section().to_string_lossy().into_owned();
+        if prog.autoload() && classify_section(&section) == Attach::LoadOnly {
+            let handle = ProgramHandle::try_from(&prog)
+                .map_err(|err| ProbeError::Map(format!("duplicating a program handle: {err}")))?;
+            on_demand.insert(prog.name().to_string_lossy().into_owned(), handle);
+        }
+    }
     Ok((
         Running {
             object,
             attachments,
             reader,
         },
-        maps,
+        Handles { maps, on_demand },
     ))
 }
 
@@ -436,7 +497,7 @@ fn own_plugin(
     ready: &Sender<Ready>,
     stop: &Receiver<()>,
 ) {
-    let (running, maps) = match set_up(config, senders) {
+    let (running, handles) = match set_up(config, senders) {
         Ok(parts) => parts,
         Err(err) => {
             let _ = ready.send(Err(err));
@@ -444,7 +505,7 @@ fn own_plugin(
         }
     };
     let program_ids = unload::loaded_program_ids(&running.object);
-    if ready.send(Ok(maps)).is_err() {
+    if ready.send(Ok(handles)).is_err() {
         return;
     }
     let Running {

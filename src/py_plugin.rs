@@ -120,9 +120,9 @@ pub struct PyPluginCore {
 #[pymethods]
 impl PyPluginCore {
     /// Loads the object at `path`, writes `patches` [(section, offset, bytes)]
-    /// into its data sections, and attaches its programs (only `programs` when
-    /// given). Each of `rings` [(map, record_size or None)] is drained into
-    /// batches.
+    /// into its data sections, sizes maps from `max_entries` [(map, entries)],
+    /// and attaches its programs (only `programs` when given). Each of `rings`
+    /// [(map, record_size or None)] is drained into batches.
     #[new]
     #[pyo3(signature = (
         path,
@@ -133,6 +133,7 @@ impl PyPluginCore {
         batch_ms = 100.0,
         pending_batches = 16,
         perf_hz = 99,
+        max_entries = Vec::new(),
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -145,6 +146,7 @@ impl PyPluginCore {
         batch_ms: f64,
         pending_batches: usize,
         perf_hz: u64,
+        max_entries: Vec<(String, u32)>,
     ) -> PyResult<Self> {
         if batch_events == 0 || pending_batches == 0 {
             return Err(PyValueError::new_err(
@@ -183,6 +185,7 @@ impl PyPluginCore {
             },
             pending_batches,
             perf_hz,
+            max_entries,
         };
         let host = py.detach(|| PluginHost::start(config))?;
         Ok(Self {
@@ -253,6 +256,13 @@ impl PyPluginCore {
             entries.count,
             entries.cpus,
         ))
+    }
+
+    /// Runs the `SEC("syscall")` program `name` once with `ctx` (its context
+    /// struct as bytes); returns the program's return value.
+    #[pyo3(signature = (name, ctx = Vec::new()))]
+    fn run_program(&self, py: Python<'_>, name: &str, ctx: Vec<u8>) -> PyResult<u32> {
+        Ok(py.detach(|| self.host.run_program(name, &ctx))?)
     }
 
     /// Per ring buffer: what happened to its records in user space.

@@ -6,7 +6,6 @@
 //! and stay readable after the programs are detached.
 
 use std::os::fd::AsFd as _;
-use std::os::fd::AsRawFd as _;
 use std::sync::Arc;
 use std::thread;
 use std::thread::JoinHandle;
@@ -36,6 +35,7 @@ use crate::runq_skel::types::runq_counters;
 use crate::runq_skel::types::runq_hist;
 use crate::runq_skel::types::runq_switch_outs;
 use crate::runq_skel::types::runq_synthetic_args;
+use crate::test_run::run_syscall_program;
 
 /// How a wait is measured (see `src/bpf/runq.bpf.c`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,24 +280,14 @@ impl RunqProbe {
             return Err(ProbeError::State("the probe has stopped".to_string()));
         }
         let args = runq_synthetic_args { count };
-        let mut opts = libbpf_rs::libbpf_sys::bpf_test_run_opts {
-            sz: size_of::<libbpf_rs::libbpf_sys::bpf_test_run_opts>() as _,
-            ctx_in: (&raw const args).cast(),
-            ctx_size_in: size_of::<runq_synthetic_args>() as u32,
-            ..Default::default()
+        // SAFETY: runq_synthetic_args is plain old data; viewing it as bytes is sound.
+        let ctx = unsafe {
+            std::slice::from_raw_parts(
+                (&raw const args).cast::<u8>(),
+                size_of::<runq_synthetic_args>(),
+            )
         };
-        // SAFETY: `opts` is initialised with its own size, `ctx_in` points to
-        // `args`, which outlives the call, with its exact size, and the fd is a
-        // live program descriptor owned by `program`.
-        let rc = unsafe {
-            libbpf_rs::libbpf_sys::bpf_prog_test_run_opts(program.as_fd().as_raw_fd(), &mut opts)
-        };
-        if rc != 0 {
-            return Err(ProbeError::Map(format!(
-                "running the synthetic source failed: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
+        run_syscall_program(program.as_fd(), ctx)?;
         Ok(())
     }
 

@@ -44,6 +44,7 @@ class Plugin:
         batch_ms: float = 100.0,
         pending_batches: int = 16,
         perf_hz: int = 99,
+        max_entries: dict[str, int] | None = None,
         **globals: Any,
     ) -> None:
         self.path = Path(path)
@@ -54,6 +55,12 @@ class Plugin:
         self.maps: dict[str, dict[str, Any]] = {m["name"]: m for m in self._info["maps"]}
         self.globals: dict[str, dict[str, Any]] = {g["name"]: g for g in self._info["globals"]}
         self._selected = programs
+        unknown = sorted(set(max_entries or {}) - set(self.maps))
+        if unknown:
+            raise PluginObjectError(
+                f"max_entries names maps {unknown} that {self.path.name} does not have "
+                f"(its maps: {', '.join(self.maps)})"
+            )
         self._core: _native.PluginCore | None = None
         self._patches: dict[str, tuple[str, int, bytes]] = {}
         self.global_values: dict[str, Any] = {}
@@ -63,13 +70,15 @@ class Plugin:
             batch_ms=batch_ms,
             pending_batches=pending_batches,
             perf_hz=perf_hz,
+            max_entries=list((max_entries or {}).items()),
         )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **options: Any) -> Plugin:
         """A plugin from a compiled object. Keyword arguments that are not
         options (``programs``, ``records``, ``batch_events``, ``batch_ms``,
-        ``pending_batches``, ``perf_hz``) set the object's globals by name."""
+        ``pending_batches``, ``perf_hz``, ``max_entries``: map capacities by
+        name, bytes for ring buffers) set the object's globals by name."""
         return cls(path, **options)
 
     @classmethod
@@ -235,6 +244,12 @@ class Plugin:
                 raise ValueError(f"name the histogram map: this plugin has {candidates or 'none'}")
             name = candidates[0]
         return self.map(name).histograms()
+
+    def run(self, program: str, ctx: bytes = b"") -> int:
+        """Runs the ``SEC("syscall")`` program ``program`` once (the kernel's
+        BPF_PROG_TEST_RUN), with ``ctx`` as its context struct; returns its
+        return value. Such programs load with the others and attach nowhere."""
+        return self._started().run_program(program, bytes(ctx))
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Per ring buffer: records shipped, and every one dropped or not
