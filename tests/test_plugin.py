@@ -5,6 +5,7 @@ detached again with nothing left behind."""
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -267,3 +268,30 @@ def test_the_bpf_cell_magic_compiles_binds_and_returns_the_plugin(cgroup) -> Non
     with plugin:
         pids = _exec_true(cgroup, 1)
     assert next(plugin.batches("events")).pid.tolist() == pids
+
+
+def test_syscall_programs_run_on_demand() -> None:
+    burst = Path(__file__).parents[1] / "bench" / "plugins" / "burst.bpf.c"
+    with pytest.raises(nn.PluginObjectError, match=r"max_entries names maps \['nope'\]"):
+        nn.Plugin.load(compile_file(burst), max_entries={"nope": 1})
+    plugin = nn.Plugin.load(compile_file(burst))
+    with plugin:
+        assert plugin.run("burst", struct.pack("=Q", 1000)) == 0
+        with pytest.raises(nn.ProbeStateError, match=r'no SEC\("syscall"\) program named "nope"'):
+            plugin.run("nope")
+    events = _drain(plugin, "events")
+    assert events["latency_ns"].tolist() == list(range(1000))
+    assert plugin.stats()["events"]["records"] == 1000
+
+
+def test_max_entries_resizes_a_map_before_load(cgroup) -> None:
+    obj = compile_file(PLUGINS / "exec_events.bpf.c")
+    with nn.Plugin.load(obj, max_entries={"counts": 1}) as one_slot:
+        _exec_true(cgroup, 1)
+        _exec_true(None, 1)
+    # Execs in two cgroups, one slot: whichever came first holds it.
+    assert len(one_slot.map("counts")) == 1
+    with nn.Plugin.load(obj) as default:
+        _exec_true(cgroup, 1)
+        _exec_true(None, 1)
+    assert len(default.map("counts")) >= 2

@@ -350,6 +350,31 @@ def _rmdir_when_empty(directory: str, timeout: float = 10.0) -> None:
             time.sleep(0.01)
 
 
+def remove_leftover_cgroups(prefix: str) -> list[str]:
+    """Kills the processes of, and removes, the cgroups named ``prefix...`` at
+    the top of the cgroup2 mount (and their v1 ``cpu``/``cpuset`` companions):
+    what an experiment leaves when it dies before its cleanup runs (a notebook
+    kernel shut down after a failed cell, say). Returns the v2 paths removed."""
+    mount = find_cgroup2_mount()
+    removed = []
+    for name in sorted(os.listdir(mount)):
+        directory = os.path.join(mount, name)
+        if not name.startswith(prefix) or not os.path.isdir(directory):
+            continue
+        kill_file = os.path.join(directory, "cgroup.kill")
+        if os.path.exists(kill_file):
+            with open(kill_file, "w") as f:
+                f.write("1")
+        _rmdir_when_empty(directory)
+        removed.append("/" + name)
+    for controller in ("cpu", "cpuset"):
+        v1 = cgroup_v1_mount(controller)
+        for name in os.listdir(v1) if v1 else []:
+            if name.startswith(prefix) and v1 and os.path.isdir(os.path.join(v1, name)):
+                _rmdir_when_empty(os.path.join(v1, name))
+    return removed
+
+
 @dataclass(frozen=True)
 class Window:
     """What the probe and the kernel each saw of one cgroup over a window."""
