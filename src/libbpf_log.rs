@@ -7,6 +7,7 @@ use libbpf_rs::ErrorKind;
 use libbpf_rs::PrintLevel;
 
 use crate::errors::ProbeError;
+use crate::kernel;
 
 /// Lines kept: enough for the tail of a verifier log.
 const KEPT_LINES: usize = 200;
@@ -46,9 +47,20 @@ pub fn tail(lines: usize) -> String {
 /// The error for a failed load of `what`: missing privileges, or the kernel's
 /// (usually the verifier's) reason, quoted from the end of the captured log.
 pub fn load_error(err: &libbpf_rs::Error, what: &str) -> ProbeError {
-    // The verifier also answers EACCES (an invalid memory access, say); only
-    // a refusal without a verifier log is about privileges.
-    if err.kind() == ErrorKind::PermissionDenied && !holds_verifier_log() {
+    // The verifier also answers EACCES (an invalid memory access, say), and
+    // the kernel EPERM for hooks it cannot serve: only a refusal without a
+    // verifier log, to a process without the capabilities, is about privileges.
+    let refused = err.kind() == ErrorKind::PermissionDenied && !holds_verifier_log();
+    if refused && kernel::check_privileges().is_ok() {
+        return ProbeError::Load(format!(
+            "the kernel refused to load {what} ({err}) although this process has the \
+             privileges: it may not support a program's hook on this build (fentry/fexit \
+             need BPF trampolines; lsm needs BPF LSM enabled)\n\
+             --- libbpf log (tail) ---\n{}",
+            tail(10)
+        ));
+    }
+    if refused {
         return ProbeError::Privilege(format!(
             "the kernel refused to load {what} ({err}): run as root or with \
              CAP_BPF+CAP_PERFMON, and check kernel lockdown (/sys/kernel/security/lockdown)"

@@ -350,8 +350,22 @@ fn resize_maps(open: &mut OpenObject, sizes: &[(String, u32)]) -> Result<(), Pro
     Ok(())
 }
 
+/// Whether this kernel has kprobes (CONFIG_KPROBES): they register a perf
+/// event source.
+fn kernel_has_kprobes() -> bool {
+    std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists()
+}
+
 fn attach_hint(section: &str) -> &'static str {
     let prefix = section.split('/').next().unwrap_or_default();
+    let kprobe = matches!(
+        prefix,
+        "kprobe" | "kretprobe" | "kprobe.multi" | "kretprobe.multi" | "ksyscall" | "kretsyscall"
+    );
+    if kprobe && !kernel_has_kprobes() {
+        return "; this kernel has no kprobes (CONFIG_KPROBES is not set): use a tracepoint \
+                (tp_btf/raw_tp) or fentry/fexit instead";
+    }
     match prefix {
         "tp" | "tracepoint" => {
             "; classic tracepoints need tracefs (mount -t tracefs nodev /sys/kernel/tracing), \
@@ -360,6 +374,7 @@ fn attach_hint(section: &str) -> &'static str {
         "kprobe" | "kretprobe" | "kprobe.multi" | "kretprobe.multi" => {
             "; is the function in /proc/kallsyms (it may be inlined or renamed, e.g. .isra.0)?"
         }
+        "ksyscall" | "kretsyscall" => "; is the name a system call of this architecture?",
         "fentry" | "fexit" | "fmod_ret" | "tp_btf" => {
             "; is the function or tracepoint in the kernel's BTF (bpftool btf dump file \
              /sys/kernel/btf/vmlinux | grep NAME)?"
@@ -538,7 +553,12 @@ mod tests {
     #[test]
     fn attach_failures_point_at_the_likely_cause() {
         assert!(attach_hint("tp/sched/sched_switch").contains("tracefs"));
-        assert!(attach_hint("kprobe/do_sys_open").contains("kallsyms"));
+        let kprobe_hint = attach_hint("kprobe/do_sys_open");
+        if kernel_has_kprobes() {
+            assert!(kprobe_hint.contains("kallsyms"), "{kprobe_hint}");
+        } else {
+            assert!(kprobe_hint.contains("CONFIG_KPROBES"), "{kprobe_hint}");
+        }
         assert!(attach_hint("fentry/x").contains("BTF"));
         assert_eq!(attach_hint("raw_tp/sched_switch"), "");
     }

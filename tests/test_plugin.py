@@ -295,3 +295,40 @@ def test_max_entries_resizes_a_map_before_load(cgroup) -> None:
         _exec_true(cgroup, 1)
         _exec_true(None, 1)
     assert len(default.map("counts")) >= 2
+
+
+HOOKS = ["fentry", "fexit", "kprobe", "kretprobe", "ksyscall", "raw_tp", "tp_btf", "tp"]
+KPROBE_HOOKS = {"kprobe", "kretprobe", "ksyscall"}
+
+
+def test_every_kind_of_tracing_section_attaches_by_name_where_the_kernel_has_it() -> None:
+    obj = compile_file(PLUGINS / "attach_kinds.bpf.c")
+    has_kprobes = os.path.exists("/sys/bus/event_source/devices/kprobe")
+    has_tracefs = os.path.isdir("/sys/kernel/tracing/events/syscalls")
+    ran, refused = [], {}
+    for index, hook in enumerate(HOOKS):
+        plugin = nn.Plugin.load(obj, tgid=os.getpid(), programs=[f"on_{hook}"])
+        try:
+            plugin.start()
+        except (nn.AttachError, nn.ProbeLoadError) as err:
+            refused[hook] = str(err)
+            continue
+        try:
+            for _ in range(3):
+                time.sleep(0.001)  # clock_nanosleep -> hrtimer_nanosleep
+        finally:
+            plugin.stop()
+        assert plugin.map("hits").to_dict()[index] > 0, f"{hook} attached but never ran"
+        ran.append(hook)
+    # What every kernel this package supports has: BTF tracepoints.
+    assert {"raw_tp", "tp_btf"} <= set(ran)
+    # Each refusal is one this kernel explains, in words that say what to do.
+    for hook, message in refused.items():
+        if hook in KPROBE_HOOKS and not has_kprobes:
+            assert "CONFIG_KPROBES is not set" in message, message
+        elif hook == "tp" and not has_tracefs:
+            assert "mount -t tracefs" in message, message
+        elif hook in ("fentry", "fexit"):
+            assert "BPF trampolines" in message and f"on_{hook}" in message, message
+        else:
+            pytest.fail(f"{hook} was refused on a kernel that should have it: {message}")
