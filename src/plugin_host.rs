@@ -93,6 +93,7 @@ pub struct PluginHost {
     maps: HashMap<String, MapHandle>,
     /// `SEC("syscall")` programs, run on demand.
     on_demand: HashMap<String, ProgramHandle>,
+    data_sections: Vec<(String, MapHandle)>,
     streams: HashMap<String, RingStream>,
     stop: Option<Sender<()>>,
     owner: Option<JoinHandle<()>>,
@@ -102,6 +103,9 @@ pub struct PluginHost {
 struct Handles {
     maps: HashMap<String, MapHandle>,
     on_demand: HashMap<String, ProgramHandle>,
+    /// The maps behind `.bss`, `.data` and `.rodata`, by libbpf's map name
+    /// (which ends with the section's name).
+    data_sections: Vec<(String, MapHandle)>,
 }
 
 type Ready = Result<Handles, ProbeError>;
@@ -140,6 +144,7 @@ impl PluginHost {
         Ok(Self {
             maps: handles.maps,
             on_demand: handles.on_demand,
+            data_sections: handles.data_sections,
             streams,
             stop: Some(stop_tx),
             owner: Some(owner),
@@ -188,6 +193,19 @@ impl PluginHost {
             ))
         })?;
         run_syscall_program(program.as_fd(), ctx)
+    }
+
+    /// The current bytes of data section `section` (".bss", ".data"...):
+    /// the values the programs' globals hold now.
+    pub fn read_section(&self, section: &str) -> Result<Vec<u8>, ProbeError> {
+        let (_, map) = self
+            .data_sections
+            .iter()
+            .find(|(name, _)| name.ends_with(section))
+            .ok_or_else(|| ProbeError::Map(format!("the plugin has no data section {section}")))?;
+        map.lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|err| ProbeError::Map(format!("reading section {section}: {err}")))?
+            .ok_or_else(|| ProbeError::Map(format!("section {section} holds no value")))
     }
 
     /// Every entry of map `name`.
@@ -440,16 +458,22 @@ fn set_up(
         .load()
         .map_err(|err| libbpf_log::load_error(&err, &what))?;
     let mut maps = HashMap::new();
+    let mut data_sections = Vec::new();
     for map in object.maps() {
+        if !map.autocreate() {
+            continue;
+        }
         // SAFETY: the map pointer is valid while `object` lives.
         let internal =
             unsafe { libbpf_rs::libbpf_sys::bpf_map__is_internal(map.as_libbpf_object().as_ptr()) };
-        if internal || !map.autocreate() {
-            continue;
-        }
         let handle = MapHandle::try_from(&map)
             .map_err(|err| ProbeError::Map(format!("duplicating a map handle: {err}")))?;
-        maps.insert(map.name().to_string_lossy().into_owned(), handle);
+        let name = map.name().to_string_lossy().into_owned();
+        if internal {
+            data_sections.push((name, handle));
+        } else {
+            maps.insert(name, handle);
+        }
     }
     let mut rings: Vec<(&MapHandle, Box<dyn RecordSink>)> = Vec::new();
     let mut first_stats = None;
@@ -502,7 +526,11 @@ fn set_up(
             attachments,
             reader,
         },
-        Handles { maps, on_demand },
+        Handles {
+            maps,
+            on_demand,
+            data_sections,
+        },
     ))
 }
 

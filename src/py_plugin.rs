@@ -265,6 +265,16 @@ impl PyPluginCore {
         Ok(py.detach(|| self.host.run_program(name, &ctx))?)
     }
 
+    /// The current bytes of data section `section` (where globals live).
+    fn read_section<'py>(
+        &self,
+        py: Python<'py>,
+        section: &str,
+    ) -> PyResult<Bound<'py, numpy::PyArray1<u8>>> {
+        let bytes = py.detach(|| self.host.read_section(section))?;
+        Ok(bytes.into_pyarray(py))
+    }
+
     /// Per ring buffer: what happened to its records in user space.
     fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);

@@ -282,6 +282,35 @@ def test_syscall_programs_run_on_demand() -> None:
     events = _drain(plugin, "events")
     assert events["latency_ns"].tolist() == list(range(1000))
     assert plugin.stats()["events"]["records"] == 1000
+    assert plugin.read_global("lost") == 0
+
+
+def test_a_small_ring_loses_records_and_a_global_counts_every_one() -> None:
+    burst = Path(__file__).parents[1] / "bench" / "plugins" / "burst.bpf.c"
+    # One page holds 73 records of 48 bytes (+8 of header): 1000 cannot fit
+    # before the drain thread's next poll.
+    plugin = nn.Plugin.load(compile_file(burst), max_entries={"events": 4096})
+    with plugin:
+        plugin.run("burst", struct.pack("=Q", 1000))
+    received = sum(len(batch) for batch in plugin.batches("events"))
+    lost = plugin.read_global("lost")  # .bss, read back after stop
+    assert lost > 0
+    assert received + lost == 1000
+
+
+def test_globals_read_back_as_the_kernel_holds_them() -> None:
+    plugin = nn.Plugin.load(compile_file(SEED / "noisy_neighbor.bpf.c"), ms=True)
+    page = plugin._repr_html_()  # what a notebook shows
+    assert "<td>hists</td><td>hash</td><td>struct hist</td><td>histograms</td>" in page
+    assert "<td>ms</td><td>.rodata</td><td>bool</td><td>True</td>" in page
+    with pytest.raises(nn.ProbeStateError, match="never started"):
+        plugin.read_global("ms")
+    with plugin:
+        assert plugin.read_global("ms") is True
+        zero = plugin.read_global("zero")  # a struct: a dict of its fields
+        assert zero["comm"] == "" and zero["slots"] == [0] * 256
+    with pytest.raises(nn.PluginGlobalError, match="no global 'nope'"):
+        plugin.read_global("nope")
 
 
 def test_max_entries_resizes_a_map_before_load(cgroup) -> None:

@@ -245,6 +245,23 @@ class Plugin:
             name = candidates[0]
         return self.map(name).histograms()
 
+    def read_global(self, name: str) -> Any:
+        """The value global ``name`` holds now (a counter in ``.bss``, say),
+        read from the kernel's copy; arrays come back as lists."""
+        info = self.globals.get(name)
+        if info is None:
+            known = ", ".join(sorted(self.globals)) or "none"
+            raise PluginGlobalError(
+                f"{self.path.name} has no global {name!r} (its globals: {known})"
+            )
+        section = self._started().read_section(info["section"])
+        layout = info["layout"]
+        raw = section[info["offset"] : info["offset"] + layout["size"]]
+        columns = decode(raw, layout, name)
+        values = {key: column[0] for key, column in columns.items()}
+        plain = {k: v.tolist() if hasattr(v, "tolist") else v for k, v in values.items()}
+        return plain[name] if list(plain) == [name] else plain
+
     def run(self, program: str, ctx: bytes = b"") -> int:
         """Runs the ``SEC("syscall")`` program ``program`` once (the kernel's
         BPF_PROG_TEST_RUN), with ``ctx`` as its context struct; returns its
@@ -255,6 +272,40 @@ class Plugin:
         """Per ring buffer: records shipped, and every one dropped or not
         decoded (``dropped_records``, ``malformed_records``, ``undecoded_records``)."""
         return self._started().counters() if self._core is not None else {}
+
+    def _repr_html_(self) -> str:
+        """Programs, maps and globals as tables, for notebooks."""
+        import html
+
+        def table(header: list[str], rows: list[list[Any]]) -> str:
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                for row in rows
+            )
+            return f"<table><tr>{head}</tr>{body}</table>"
+
+        programs = [[n, s, a if w is None else f"{a}: {w}"] for n, s, a, w in self.programs]
+        maps = []
+        for name, info in self.maps.items():
+            shape = info["record"] if info["ring_buffer"] else info["value"]
+            output = (
+                "histograms"
+                if name in self.histogram_maps
+                else ("batches" if info["ring_buffer"] else "map")
+            )
+            maps.append([name, info["type"], shape["type_name"] if shape else "?", output])
+        globals_ = [
+            [n, g["section"], g["layout"]["type_name"], self.global_values.get(n, "")]
+            for n, g in self.globals.items()
+        ]
+        state = "running" if self.running else "stopped"
+        return (
+            f"<p><b>{html.escape(self.path.name)}</b> ({state})</p>"
+            + table(["program", "section", "attach"], programs)
+            + table(["map", "type", "holds", "read with"], maps)
+            + table(["global", "section", "type", "set to"], globals_)
+        )
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
