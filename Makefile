@@ -73,6 +73,7 @@ bench: build
 	$(PY) bench/accuracy.py --runs 5 --seconds 3
 	$(PY) bench/stream_capacity.py --events 8000000 --runs 5
 	$(PY) bench/kernel_cost.py --rounds 3 --seconds 5
+	cd bench && $(abspath $(PY)) switch_stream.py --rounds 5 --seconds 5
 
 clean:
 	rm -rf $(VENV) $(STAMPS) target

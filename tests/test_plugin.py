@@ -361,3 +361,15 @@ def test_every_kind_of_tracing_section_attaches_by_name_where_the_kernel_has_it(
             assert "BPF trampolines" in message and f"on_{hook}" in message, message
         else:
             pytest.fail(f"{hook} was refused on a kernel that should have it: {message}")
+
+
+def test_the_switch_stream_benchmark_plugin_delivers_switches() -> None:
+    # bench/switch_stream.py compares it with bpftrace: keep it loading.
+    obj = compile_file(Path(__file__).parents[1] / "bench" / "plugins" / "switch_events.bpf.c")
+    with nn.Plugin.load(obj) as plugin:
+        time.sleep(0.2)  # its records arrive on the host's 10 ms poll, unwoken
+    events = _drain(plugin, "events")
+    assert len(events["ts_ns"]) > 0
+    assert (np.diff(events["ts_ns"].astype(np.int64)) != 0).any()
+    assert set(events["cpu"].tolist()) <= set(range(os.cpu_count() or 1))
+    assert plugin.read_global("lost") == 0
