@@ -26,10 +26,10 @@ pub enum Scalar {
     /// A C `char`: arrays of them are strings.
     Char,
     Float,
-    /// Enumerators as (name, value).
+    /// Enumerators as (name, value); i128 holds every u64 and i64 value.
     Enum {
         signed: bool,
-        values: Vec<(String, i64)>,
+        values: Vec<(String, i128)>,
     },
     /// Bytes with no finer type: unions, bitfield storage, arrays of structs.
     Opaque,
@@ -171,6 +171,15 @@ fn flatten(
                 return;
             };
             let is_char = ty.name().is_some_and(|n| n == "char");
+            if !matches!(int.size(), 1 | 2 | 4 | 8) {
+                // __int128 and friends: no numpy integer holds them.
+                out.push(opaque(
+                    name,
+                    offset,
+                    int.size() * shape.iter().product::<usize>(),
+                ));
+                return;
+            }
             let kind = match int.encoding {
                 IntEncoding::Bool => Scalar::Bool,
                 IntEncoding::Char => Scalar::Char,
@@ -192,7 +201,7 @@ fn flatten(
             };
             let values = e
                 .iter()
-                .map(|m| (os_name(m.name), m.value))
+                .map(|m| (os_name(m.name), i128::from(m.value)))
                 .collect::<Vec<_>>();
             out.push(scalar(
                 Scalar::Enum {
@@ -208,7 +217,7 @@ fn flatten(
             };
             let values = e
                 .iter()
-                .map(|m| (os_name(m.name), m.value as i64))
+                .map(|m| (os_name(m.name), m.value))
                 .collect::<Vec<_>>();
             out.push(scalar(
                 Scalar::Enum {

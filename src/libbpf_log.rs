@@ -1,6 +1,8 @@
 //! Captures libbpf's messages (the verifier log among them) instead of letting
 //! them go to the host's stderr, so a load failure can quote the kernel's reason.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 
 use libbpf_rs::ErrorKind;
@@ -13,9 +15,15 @@ use crate::kernel;
 const KEPT_LINES: usize = 200;
 
 static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Whether a verifier log began since the last `start_capture` (kept apart
+/// from LOG, whose start a long log pushes out).
+static SAW_VERIFIER_LOG: AtomicBool = AtomicBool::new(false);
 
 fn capture(_level: PrintLevel, message: String) {
     // Never panic here: this is called from C. A poisoned lock still holds data.
+    if message.contains("BEGIN PROG LOAD LOG") {
+        SAW_VERIFIER_LOG.store(true, Relaxed);
+    }
     let mut log = LOG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     log.extend(message.lines().map(str::to_owned));
     let excess = log.len().saturating_sub(KEPT_LINES);
@@ -25,6 +33,7 @@ fn capture(_level: PrintLevel, message: String) {
 /// Routes libbpf's messages (debug level included, for the verifier log) into
 /// the capture buffer and clears it.
 pub fn start_capture() {
+    SAW_VERIFIER_LOG.store(false, Relaxed);
     LOG.lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .clear();
@@ -33,8 +42,7 @@ pub fn start_capture() {
 
 /// Whether the captured messages include a program's verifier log.
 fn holds_verifier_log() -> bool {
-    let log = LOG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    log.iter().any(|line| line.contains("BEGIN PROG LOAD LOG"))
+    SAW_VERIFIER_LOG.load(Relaxed)
 }
 
 /// The last `lines` captured lines, joined for an error message.

@@ -4,10 +4,14 @@
 //! read through duplicated descriptors, which stay valid after `stop()`.
 
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::os::fd::AsFd as _;
-use std::os::fd::OwnedFd;
+use std::os::fd::AsRawFd as _;
+use std::os::fd::IntoRawFd as _;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::MutexGuard;
 use std::thread;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -82,21 +86,30 @@ pub struct RingStream {
     pub stats: Arc<DrainStats>,
 }
 
-/// What stays attached until the owner thread lets go.
+/// What stays attached until the owner thread lets go. A perf event's
+/// descriptor belongs to its link (libbpf closes it on detach).
 struct Attachments {
     links: Vec<Link>,
-    perf_events: Vec<OwnedFd>,
 }
 
 /// A loaded, attached plugin.
 pub struct PluginHost {
     maps: HashMap<String, MapHandle>,
-    /// `SEC("syscall")` programs, run on demand.
-    on_demand: HashMap<String, ProgramHandle>,
+    /// `SEC("syscall")` programs, run on demand (until stop: these duplicated
+    /// descriptors would keep them loaded).
+    on_demand: Mutex<HashMap<String, ProgramHandle>>,
     data_sections: Vec<(String, MapHandle)>,
     streams: HashMap<String, RingStream>,
-    stop: Option<Sender<()>>,
-    owner: Option<JoinHandle<()>>,
+    stop: Mutex<Option<Sender<()>>>,
+    owner: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Locks, whether or not another thread panicked holding the lock (the data
+/// are plain handles, valid either way).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What the owner thread hands out once the plugin runs.
@@ -143,25 +156,28 @@ impl PluginHost {
         };
         Ok(Self {
             maps: handles.maps,
-            on_demand: handles.on_demand,
+            on_demand: Mutex::new(handles.on_demand),
             data_sections: handles.data_sections,
             streams,
-            stop: Some(stop_tx),
-            owner: Some(owner),
+            stop: Mutex::new(Some(stop_tx)),
+            owner: Mutex::new(Some(owner)),
         })
     }
 
     pub fn is_running(&self) -> bool {
-        self.owner.is_some()
+        lock(&self.owner).is_some()
     }
 
     /// Detaches and unloads; waits until the kernel has freed the programs and
-    /// the last records have been shipped. Maps stay readable.
-    pub fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
+    /// the last records have been shipped. Maps stay readable. Callable from
+    /// any thread, also while another waits for a batch.
+    pub fn stop(&self) {
+        lock(&self.on_demand).clear();
+        if let Some(stop) = lock(&self.stop).take() {
             let _ = stop.send(());
         }
-        if let Some(owner) = self.owner.take() {
+        let owner = lock(&self.owner).take();
+        if let Some(owner) = owner {
             let _ = owner.join();
         }
     }
@@ -180,8 +196,9 @@ impl PluginHost {
         if !self.is_running() {
             return Err(ProbeError::State("the plugin has stopped".to_string()));
         }
-        let program = self.on_demand.get(name).ok_or_else(|| {
-            let mut known = self.on_demand.keys().cloned().collect::<Vec<_>>();
+        let on_demand = lock(&self.on_demand);
+        let program = on_demand.get(name).ok_or_else(|| {
+            let mut known = on_demand.keys().cloned().collect::<Vec<_>>();
             known.sort();
             ProbeError::State(format!(
                 "no SEC(\"syscall\") program named {name:?} was loaded (those loaded: {})",
@@ -248,7 +265,12 @@ fn read_entries(map: &MapHandle) -> Result<MapEntries, ProbeError> {
         | MapType::LruHash
         | MapType::PercpuHash
         | MapType::LruPercpuHash
-        | MapType::LpmTrie => map.keys().collect(),
+        | MapType::LpmTrie => {
+            // get_next_key restarts from the first key when the current one
+            // was deleted meanwhile: a busy map can list a key twice.
+            let mut seen = HashSet::new();
+            map.keys().filter(|key| seen.insert(key.clone())).collect()
+        }
         other => {
             return Err(ProbeError::Map(format!(
                 "map {:?} is a {other:?} map, which holds no readable entries{}",
@@ -402,10 +424,7 @@ fn attach_hint(section: &str) -> &'static str {
 }
 
 fn attach_all(object: &Object, perf_hz: u64) -> Result<Attachments, ProbeError> {
-    let mut attachments = Attachments {
-        links: Vec::new(),
-        perf_events: Vec::new(),
-    };
+    let mut attachments = Attachments { links: Vec::new() };
     for prog in object.progs_mut() {
         if !prog.autoload() {
             continue;
@@ -422,10 +441,11 @@ fn attach_all(object: &Object, perf_hz: u64) -> Result<Attachments, ProbeError> 
             Attach::Auto => attachments.links.push(prog.attach().map_err(failed)?),
             Attach::PerfEvent => {
                 for fd in perf_sampling::open_cpu_clock(perf_hz)? {
-                    use std::os::fd::AsRawFd as _;
+                    // On failure the OwnedFd still closes it; on success the
+                    // link owns it, so it must not be closed here as well.
                     let link = prog.attach_perf_event(fd.as_raw_fd()).map_err(failed)?;
+                    let _owned_by_link = fd.into_raw_fd();
                     attachments.links.push(link);
-                    attachments.perf_events.push(fd);
                 }
             }
             Attach::LoadOnly => {}
@@ -439,24 +459,24 @@ fn attach_all(object: &Object, perf_hz: u64) -> Result<Attachments, ProbeError> 
 
 type RingSender = (RingSpec, Sender<RawRecords>, Arc<DrainStats>);
 
-struct Running {
-    object: Object,
-    attachments: Attachments,
-    reader: Option<RingReader>,
-}
-
-fn set_up(
-    config: &PluginConfig,
-    senders: Vec<RingSender>,
-) -> Result<(Running, Handles), ProbeError> {
+/// Opens, configures and loads the object (nothing attached yet).
+fn load(config: &PluginConfig) -> Result<Object, ProbeError> {
     let mut open = open_object(&config.path)?;
     choose_programs(&mut open, config)?;
     apply_patches(&mut open, &config.patches)?;
     resize_maps(&mut open, &config.max_entries)?;
     let what = format!("plugin {}", config.path.display());
-    let object = open
-        .load()
-        .map_err(|err| libbpf_log::load_error(&err, &what))?;
+    open.load()
+        .map_err(|err| libbpf_log::load_error(&err, &what))
+}
+
+/// Hands out map handles, opens the ring reader and attaches the programs.
+/// On error, whatever was attached is detached again (dropped).
+fn connect(
+    object: &Object,
+    config: &PluginConfig,
+    senders: Vec<RingSender>,
+) -> Result<(Attachments, Option<RingReader>, Handles), ProbeError> {
     let mut maps = HashMap::new();
     let mut data_sections = Vec::new();
     for map in object.maps() {
@@ -510,7 +530,7 @@ fn set_up(
         }
         None => None,
     };
-    let attachments = attach_all(&object, config.perf_hz)?;
+    let attachments = attach_all(object, config.perf_hz)?;
     let mut on_demand = HashMap::new();
     for prog in object.progs_mut() {
         let section = prog.section().to_string_lossy().into_owned();
@@ -520,18 +540,12 @@ fn set_up(
             on_demand.insert(prog.name().to_string_lossy().into_owned(), handle);
         }
     }
-    Ok((
-        Running {
-            object,
-            attachments,
-            reader,
-        },
-        Handles {
-            maps,
-            on_demand,
-            data_sections,
-        },
-    ))
+    let handles = Handles {
+        maps,
+        on_demand,
+        data_sections,
+    };
+    Ok((attachments, reader, handles))
 }
 
 fn own_plugin(
@@ -540,22 +554,28 @@ fn own_plugin(
     ready: &Sender<Ready>,
     stop: &Receiver<()>,
 ) {
-    let (running, handles) = match set_up(config, senders) {
-        Ok(parts) => parts,
+    let object = match load(config) {
+        Ok(object) => object,
         Err(err) => {
             let _ = ready.send(Err(err));
             return;
         }
     };
-    let program_ids = unload::loaded_program_ids(&running.object);
+    let program_ids = unload::loaded_program_ids(&object);
+    let (attachments, reader, handles) = match connect(&object, config, senders) {
+        Ok(parts) => parts,
+        Err(err) => {
+            // Some programs may have attached before the failure: they are
+            // detached already; unload and wait, so none outlives the error.
+            drop(object);
+            unload::wait_until_unloaded(&program_ids, UNLOAD_TIMEOUT);
+            let _ = ready.send(Err(err));
+            return;
+        }
+    };
     if ready.send(Ok(handles)).is_err() {
         return;
     }
-    let Running {
-        object,
-        attachments,
-        reader,
-    } = running;
     match reader {
         Some(reader) => {
             while matches!(stop.try_recv(), Err(TryRecvError::Empty)) {

@@ -8,6 +8,7 @@ use std::ffi::CStr;
 use std::path::Path;
 
 use libbpf_rs::btf::types;
+use libbpf_rs::btf::types::Linkage;
 use libbpf_rs::btf::BtfKind;
 use libbpf_rs::btf::BtfType;
 use libbpf_rs::btf::ReferencesType as _;
@@ -212,6 +213,22 @@ pub fn inspect(path: &Path, records: &HashMap<String, String>) -> Result<ObjectI
         })
         .collect::<Vec<_>>();
     let globals = globals(&btf);
+    let rings = open
+        .maps()
+        .filter(|m| m.map_type() == MapType::RingBuf)
+        .map(|m| m.name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    if let Some(unknown) = records.keys().find(|name| !rings.contains(name)) {
+        return Err(ProbeError::Object(format!(
+            "records names {unknown:?}, which is not a ring buffer of {} (its ring buffers: {})",
+            path.display(),
+            if rings.is_empty() {
+                "none".to_string()
+            } else {
+                rings.join(", ")
+            }
+        )));
+    }
     let ring_count = open
         .maps()
         .filter(|m| m.map_type() == MapType::RingBuf)
@@ -334,10 +351,11 @@ fn record_layout(
     }
     let mut lone = Vec::new();
     for sec in btf.type_by_kind::<types::DataSec<'_>>() {
-        let data = sec
+        let section = sec
             .name()
-            .is_some_and(|n| is_global_section(&n.to_string_lossy()));
-        if !data {
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !is_global_section(&section) {
             continue; // e.g. ".maps", whose variables are map definitions
         }
         for info in sec.iter() {
@@ -351,10 +369,13 @@ fn record_layout(
             if var_name.as_deref() == Some(&format!("{RECORD_MARKER}{map}")) {
                 return Ok(layout_of(btf, target.type_id()));
             }
+            // libbpf-bootstrap's idiom: a non-static, zeroed struct global
+            // (`struct event _event = {0};`, in .bss). A static one (`static
+            // struct hist zero;`) is a program's own scratch, not a record.
             let is_marker = var_name.is_some_and(|n| n.starts_with(RECORD_MARKER));
-            if !is_marker
-                && var.referenced_type().skip_mods_and_typedefs().kind() == BtfKind::Struct
-            {
+            let is_struct =
+                var.referenced_type().skip_mods_and_typedefs().kind() == BtfKind::Struct;
+            if !is_marker && is_struct && section == ".bss" && var.linkage() == Linkage::Global {
                 lone.push(target.type_id());
             }
         }

@@ -201,7 +201,7 @@ impl PyPluginCore {
 
     /// Detaches and unloads the programs; maps stay readable and batches
     /// already made stay available.
-    fn stop(&mut self, py: Python<'_>) {
+    fn stop(&self, py: Python<'_>) {
         py.detach(|| self.host.stop());
     }
 

@@ -273,12 +273,12 @@ impl RunqProbe {
     /// Benchmark only: has the kernel write `count` synthetic events (cgroup id
     /// 0) into the events ring buffer at once, as fast as it can.
     pub fn synthetic_burst(&self, count: u64) -> Result<(), ProbeError> {
-        let program = self.maps.synthetic.as_ref().ok_or_else(|| {
-            ProbeError::State("the probe was started without the synthetic source".to_string())
-        })?;
         if !self.is_running() {
             return Err(ProbeError::State("the probe has stopped".to_string()));
         }
+        let program = self.maps.synthetic.as_ref().ok_or_else(|| {
+            ProbeError::State("the probe was started without the synthetic source".to_string())
+        })?;
         let args = runq_synthetic_args { count };
         // SAFETY: runq_synthetic_args is plain old data; viewing it as bytes is sound.
         let ctx = unsafe {
@@ -293,6 +293,9 @@ impl RunqProbe {
 
     /// Detaches and unloads the programs; the maps stay readable.
     pub fn stop(&mut self) {
+        // A duplicated program descriptor would keep the synthetic source
+        // loaded (and the unload wait waiting for it).
+        self.maps.synthetic = None;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

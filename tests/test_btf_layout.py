@@ -169,3 +169,32 @@ def test_per_cpu_values_sum_or_stay_per_cpu() -> None:
 def test_a_histogram_percentile_stays_in_its_bucket() -> None:
     hist = Log2Histogram("h", 1, np.array([0, 0, 0, 10], dtype=np.uint64))
     assert 8 <= hist.percentile(50) <= 15
+
+
+def test_an_empty_histogram_map_has_no_histograms() -> None:
+    view = MapView("hists", HIST_MAP, np.zeros(0, np.uint8), np.zeros(0, np.uint8), count=0, cpus=1)
+    assert view.histograms() == {}
+    assert view.to_dict() == {}
+
+
+def test_a_flexible_char_array_decodes_as_empty_strings() -> None:
+    layout = {
+        "type_name": "struct msg",
+        "size": 4,
+        "fields": [("len", 0, "uint", 4, [], None), ("data", 4, "char", 1, [0], None)],
+    }
+    columns = decode(np.array([3, 0, 0, 0, 5, 0, 0, 0], dtype=np.uint8), layout)
+    assert columns["len"].tolist() == [3, 5]
+    assert columns["data"].tolist() == ["", ""]
+
+
+def test_per_cpu_histogram_labels_come_from_a_cpu_that_counted() -> None:
+    info = {**HIST_MAP, "type": "percpu_hash"}
+    keys = np.array([42], dtype=np.uint32).view(np.uint8)
+    values = np.frombuffer(
+        struct.pack("=4I4s", 0, 0, 0, 0, b"\0\0\0\0") + struct.pack("=4I4s", 1, 2, 0, 0, b"sh\0\0"),
+        dtype=np.uint8,
+    )  # CPU 0 never wrote its copy
+    hist = MapView("hists", info, keys, values, count=1, cpus=2).histograms()[42]
+    assert hist.slots.tolist() == [1, 2, 0, 0]
+    assert hist.labels == {"comm": "sh"}

@@ -4,9 +4,11 @@ detached again with nothing left behind."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import struct
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -173,11 +175,35 @@ def test_a_program_the_host_cannot_attach_is_named_in_the_error() -> None:
     plugin = nn.Plugin.load(obj)
     with pytest.raises(nn.UnsupportedSectionError, match=r'"pass_all": SEC\("xdp"\).*programs='):
         plugin.start()
-    assert "count_switches" not in _loaded_program_names()
     # Leaving it out loads the rest.
     with nn.Plugin.load(obj, programs=["count_switches"]) as plugin:
         time.sleep(0.1)
     assert plugin.map("switches").to_dict()[0] > 0
+
+
+def test_a_failed_attach_leaves_no_program_behind() -> None:
+    plugin = nn.Plugin.load(compile_file(PLUGINS / "attach_then_fail.bpf.c"))
+    with pytest.raises(nn.AttachError, match='"never_attaches"'):
+        plugin.start()
+    # The first program had attached: the error path detached and unloaded it
+    # and waited for the kernel to free it.
+    assert "attaches_first" not in _loaded_program_names()
+    assert not plugin.running
+
+
+def test_stop_from_another_thread_ends_a_blocked_batches_loop(cgroup) -> None:
+    plugin = nn.Plugin.load(compile_file(PLUGINS / "exec_events.bpf.c"), target_cgroup=cgroup.id)
+    plugin.start()
+    seen: list[int] = []
+    consumer = threading.Thread(
+        target=lambda: seen.extend(len(b) for b in plugin.batches("events"))  # no timeout
+    )
+    consumer.start()
+    _exec_true(cgroup, 2)
+    plugin.stop()
+    consumer.join(timeout=30)  # bounds a hang, not a speed
+    assert not consumer.is_alive(), "batches() kept waiting after stop()"
+    assert sum(seen) == 2
 
 
 def test_verifier_rejection_quotes_the_verifier() -> None:
@@ -187,7 +213,6 @@ def test_verifier_rejection_quotes_the_verifier() -> None:
     message = str(err.value)
     assert "verifier log" in message
     assert "invalid mem access 'map_value_or_null'" in message
-    assert "unchecked" not in _loaded_program_names()
 
 
 def test_bad_objects_are_refused_with_the_reason(tmp_path) -> None:
@@ -222,6 +247,21 @@ def test_globals_are_checked_against_their_btf_types() -> None:
         nn.Plugin.load(exec_obj, target_cgroup="1")
 
 
+def test_editing_a_plugins_own_header_rebuilds_it(tmp_path) -> None:
+    (tmp_path / "limits.h").write_text("#define LIMIT 1\n")
+    source = tmp_path / "limited.bpf.c"
+    source.write_text(
+        '#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\n#include "limits.h"\n'
+        "const volatile u32 limit = LIMIT;\n"
+        'SEC("tp_btf/sched_switch") int f(u64 *ctx) { return limit; }\n'
+        'char LICENSE[] SEC("license") = "GPL";\n'
+    )
+    first = compile_file(source)
+    assert compile_file(source) == first
+    (tmp_path / "limits.h").write_text("#define LIMIT 2  /* changed */\n")
+    assert compile_file(source) != first
+
+
 def test_source_is_compiled_once_per_content() -> None:
     code = (PLUGINS / "exec_events.bpf.c").read_text()
     first = nn.Plugin.from_source(code, name="execs").path
@@ -237,6 +277,32 @@ def test_compile_errors_and_a_missing_clang_say_what_to_do() -> None:
         nn.Plugin.from_source("int x;", clang="no-such-clang-anywhere")
     with pytest.raises(nn.PluginCompileError, match="undeclared identifier 'nope'"):
         nn.Plugin.from_source('#include "vmlinux.h"\nint f(void) { return nope; }\n')
+
+
+def test_record_layouts_flatten_every_kind_of_field() -> None:
+    record = nn.Plugin.load(compile_file(PLUGINS / "layouts.bpf.c")).maps["events"]["record"]
+    fields = {
+        name: (offset, kind, size, shape) for name, offset, kind, size, shape, _ in record["fields"]
+    }
+    assert record["type_name"] == "struct layout_record"
+    assert fields["peer.port"] == (8, "uint", 2, [])
+    assert fields["peer.delta"] == (10, "int", 1, [])
+    assert fields["grid"] == (12, "uint", 4, [2, 3])
+    assert fields["pairs"] == (36, "bytes", 1, [8])  # array of structs
+    assert fields["either"] == (44, "bytes", 1, [4])  # union
+    assert fields["low"] == fields["high"] == (48, "bytes", 1, [1])  # bitfields' byte
+    assert fields["size"][1:3] == ("enum", 8)
+    assert fields["wide"] == (64, "bytes", 1, [16])  # __int128
+    assert fields["tail"] == (80, "char", 1, [0])  # flexible array
+    enum_values = next(f[5] for f in record["fields"] if f[0] == "size")
+    assert enum_values == [("BIG_SMALL", 1), ("BIG_LARGE", 0x80000000)]
+
+
+def test_a_misspelled_record_override_is_refused() -> None:
+    with pytest.raises(
+        nn.PluginObjectError, match=r'records names "event", which is not a ring buffer.*: events'
+    ):
+        nn.Plugin.load(compile_file(PLUGINS / "exec_events.bpf.c"), records={"event": "exec_event"})
 
 
 def test_a_ring_buffer_without_a_record_type_is_counted_not_lost(cgroup) -> None:
@@ -326,6 +392,18 @@ def test_max_entries_resizes_a_map_before_load(cgroup) -> None:
     assert len(default.map("counts")) >= 2
 
 
+def _clock_nanosleep(seconds: float) -> None:
+    """Sleeps through the clock_nanosleep system call (hrtimer_nanosleep in
+    the kernel), whatever Python's time.sleep() uses."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    class Timespec(ctypes.Structure):
+        _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+    request = Timespec(0, int(seconds * 1e9))
+    assert libc.clock_nanosleep(1, 0, ctypes.byref(request), None) == 0  # CLOCK_MONOTONIC
+
+
 HOOKS = ["fentry", "fexit", "kprobe", "kretprobe", "ksyscall", "raw_tp", "tp_btf", "tp"]
 KPROBE_HOOKS = {"kprobe", "kretprobe", "ksyscall"}
 
@@ -344,7 +422,7 @@ def test_every_kind_of_tracing_section_attaches_by_name_where_the_kernel_has_it(
             continue
         try:
             for _ in range(3):
-                time.sleep(0.001)  # clock_nanosleep -> hrtimer_nanosleep
+                _clock_nanosleep(0.001)
         finally:
             plugin.stop()
         assert plugin.map("hits").to_dict()[index] > 0, f"{hook} attached but never ran"

@@ -63,6 +63,8 @@ def _c_strings(column: np.ndarray) -> np.ndarray:
     """Fixed char arrays to str, each cut at its first NUL (C semantics: bytes
     after the terminator are leftovers, not text)."""
     width = column.dtype.itemsize
+    if width == 0 or column.size == 0:  # a flexible `char data[]` tail
+        return np.full(column.shape, "", dtype="U1")
     raw = np.ascontiguousarray(column).view(np.uint8).reshape(-1, width)
     after_nul = np.cumsum(raw == 0, axis=1) > 0
     cleaned = np.where(after_nul, 0, raw).astype(np.uint8)

@@ -46,6 +46,21 @@ def _clang_version(clang: str) -> str:
     return out.stdout.splitlines()[0] if out.stdout else clang
 
 
+def _headers_fingerprint(args: list[str]) -> str:
+    """Name, size and mtime of the headers in each ``-I`` directory (and its
+    ``bpf/`` subdirectory): editing a plugin's own header, or upgrading the
+    SDK, must not reuse an object built against the old one."""
+    entries = []
+    for arg in args:
+        if not arg.startswith("-I"):
+            continue
+        for directory in (Path(arg[2:]), Path(arg[2:]) / "bpf"):
+            for header in sorted(directory.glob("*.h")) if directory.is_dir() else []:
+                stat = header.stat()
+                entries.append(f"{header}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "\n".join(entries)
+
+
 def compile_source(
     code: str,
     name: str = "plugin",
@@ -61,7 +76,7 @@ def compile_source(
     compiler = _find_clang(clang)
     args = [*sdk.clang_args(), *(cflags or [])]
     digest = hashlib.sha256(
-        "\0".join([code, *args, _clang_version(compiler)]).encode()
+        "\0".join([code, *args, _clang_version(compiler), _headers_fingerprint(args)]).encode()
     ).hexdigest()[:16]
     target = cache_dir() / digest / f"{name}.bpf.o"
     if target.is_file():

@@ -177,10 +177,10 @@ class Plugin:
         rings = self.ring_buffers
         if map_name is None:
             if len(rings) != 1:
-                raise ValueError(f"name the ring buffer: this plugin has {rings or 'none'}")
+                raise PluginObjectError(f"name the ring buffer: this plugin has {rings or 'none'}")
             return rings[0]
         if map_name not in rings:
-            raise ValueError(
+            raise PluginObjectError(
                 f"{map_name!r} is not a ring buffer of this plugin; its ring buffers: {rings}"
             )
         return map_name
@@ -224,7 +224,7 @@ class Plugin:
     def map(self, name: str) -> MapView:
         """A snapshot of map ``name``, decoded by its BTF types."""
         if name not in self.maps:
-            raise KeyError(
+            raise PluginObjectError(
                 f"{self.path.name} has no map {name!r}; its maps: {', '.join(self.maps)}"
             )
         keys, values, count, cpus = self._started().read_map(name)
@@ -241,7 +241,9 @@ class Plugin:
         if name is None:
             candidates = self.histogram_maps
             if len(candidates) != 1:
-                raise ValueError(f"name the histogram map: this plugin has {candidates or 'none'}")
+                raise PluginObjectError(
+                    f"name the histogram map: this plugin has {candidates or 'none'}"
+                )
             name = candidates[0]
         return self.map(name).histograms()
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .btf_layout import Layout, decode
+from .errors import PluginObjectError
 from .histogram import log2_percentile, render_log2_hist
 
 if TYPE_CHECKING:
@@ -175,17 +176,21 @@ class MapView:
     def histograms(self) -> dict[Any, Log2Histogram]:
         """The entries as log2 histograms (per-CPU slots summed), by key."""
         if not is_histogram_layout(self._value_layout):
-            raise ValueError(
+            raise PluginObjectError(
                 f"map {self.name!r} holds no histograms: its value type "
                 f"{self._value_layout['type_name']} has no integer array named 'slots'"
             )
-        slots = self.values[_SLOTS]
-        if self.cpus > 1:
-            slots = slots.reshape(self._count, self.cpus, -1).sum(axis=1)
+        if not self._count:
+            return {}
+        per_cpu_slots = self.values[_SLOTS].reshape(self._count, self.cpus, -1)
+        slots = per_cpu_slots.sum(axis=1)
         labels = [n for n in self.values if n != _SLOTS]
         out = {}
         for i in range(self._count):
-            row = i * self.cpus
+            # Labels from the first CPU whose copy counted anything (a per-CPU
+            # map's other copies may never have been written).
+            written = np.flatnonzero(per_cpu_slots[i].any(axis=1))
+            row = i * self.cpus + (int(written[0]) if written.size else 0)
             out[self._key(i)] = Log2Histogram(
                 map_name=self.name,
                 key=self._key(i),
