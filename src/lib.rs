@@ -7,6 +7,7 @@ mod errors;
 mod event_batch;
 mod kernel;
 mod libbpf_log;
+mod owner_thread;
 mod perf_sampling;
 mod plugin_host;
 mod plugin_object;

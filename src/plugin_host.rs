@@ -11,9 +11,7 @@ use std::os::fd::IntoRawFd as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::MutexGuard;
 use std::thread;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::bounded;
@@ -37,6 +35,8 @@ use crate::event_batch::DrainStats;
 use crate::event_batch::RawRecords;
 use crate::kernel;
 use crate::libbpf_log;
+use crate::owner_thread::lock;
+use crate::owner_thread::OwnerThread;
 use crate::perf_sampling;
 use crate::plugin_object::classify_section;
 use crate::plugin_object::open_object;
@@ -100,16 +100,7 @@ pub struct PluginHost {
     on_demand: Mutex<HashMap<String, ProgramHandle>>,
     data_sections: Vec<(String, MapHandle)>,
     streams: HashMap<String, RingStream>,
-    stop: Mutex<Option<Sender<()>>>,
-    owner: Mutex<Option<JoinHandle<()>>>,
-}
-
-/// Locks, whether or not another thread panicked holding the lock (the data
-/// are plain handles, valid either way).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    owner: OwnerThread,
 }
 
 /// What the owner thread hands out once the plugin runs.
@@ -159,13 +150,12 @@ impl PluginHost {
             on_demand: Mutex::new(handles.on_demand),
             data_sections: handles.data_sections,
             streams,
-            stop: Mutex::new(Some(stop_tx)),
-            owner: Mutex::new(Some(owner)),
+            owner: OwnerThread::new(stop_tx, owner),
         })
     }
 
     pub fn is_running(&self) -> bool {
-        lock(&self.owner).is_some()
+        self.owner.is_running()
     }
 
     /// Detaches and unloads; waits until the kernel has freed the programs and
@@ -173,13 +163,7 @@ impl PluginHost {
     /// any thread, also while another waits for a batch.
     pub fn stop(&self) {
         lock(&self.on_demand).clear();
-        if let Some(stop) = lock(&self.stop).take() {
-            let _ = stop.send(());
-        }
-        let owner = lock(&self.owner).take();
-        if let Some(owner) = owner {
-            let _ = owner.join();
-        }
+        self.owner.stop();
     }
 
     pub fn stream(&self, map: &str) -> Option<&RingStream> {

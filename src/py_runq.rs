@@ -184,7 +184,7 @@ impl PyRunqCore {
 
     /// Detaches and unloads the programs. Maps stay readable; batches already
     /// made stay available to `next_batch`.
-    fn stop(&mut self, py: Python<'_>) {
+    fn stop(&self, py: Python<'_>) {
         py.detach(|| self.probe.stop());
     }
 

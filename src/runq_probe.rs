@@ -7,17 +7,17 @@
 
 use std::os::fd::AsFd as _;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::thread;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::bounded;
 use crossbeam_channel::Receiver;
-use crossbeam_channel::Sender;
 use libbpf_rs::Btf;
 use libbpf_rs::MapCore as _;
 use libbpf_rs::MapFlags;
 use libbpf_rs::MapHandle;
+use libbpf_rs::ProgramHandle;
 
 use crate::drain::own_probe;
 use crate::drain::AttributionMaps;
@@ -27,6 +27,8 @@ use crate::errors::ProbeError;
 use crate::event_batch::DrainStats;
 use crate::event_batch::EventColumns;
 use crate::kernel;
+use crate::owner_thread::lock;
+use crate::owner_thread::OwnerThread;
 use crate::pod::decode_pod;
 use crate::pod::Pod;
 use crate::runq_skel::types::runq_blame;
@@ -195,8 +197,10 @@ impl Counters {
 pub struct RunqProbe {
     method: Method,
     maps: MapHandles,
-    stop: Option<Sender<()>>,
-    owner: Option<JoinHandle<()>>,
+    /// The benchmark-only synthetic source, until stop (its duplicated
+    /// descriptor would keep it loaded).
+    synthetic: Mutex<Option<ProgramHandle>>,
+    owner: OwnerThread,
     batches: Option<Receiver<EventColumns>>,
     drain_stats: Arc<DrainStats>,
 }
@@ -230,11 +234,11 @@ impl RunqProbe {
             .map_err(|err| ProbeError::Load(format!("cannot start the probe thread: {err}")))?;
         let ready = ready_rx.recv();
         match ready {
-            Ok(Ok(maps)) => Ok(Self {
+            Ok(Ok(mut maps)) => Ok(Self {
                 method,
+                synthetic: Mutex::new(maps.synthetic.take()),
                 maps,
-                stop: Some(stop_tx),
-                owner: Some(owner),
+                owner: OwnerThread::new(stop_tx, owner),
                 batches,
                 drain_stats,
             }),
@@ -256,7 +260,7 @@ impl RunqProbe {
     }
 
     pub fn is_running(&self) -> bool {
-        self.owner.is_some()
+        self.owner.is_running()
     }
 
     /// The stream of event batches, if the probe streams. Disconnected (once
@@ -276,7 +280,8 @@ impl RunqProbe {
         if !self.is_running() {
             return Err(ProbeError::State("the probe has stopped".to_string()));
         }
-        let program = self.maps.synthetic.as_ref().ok_or_else(|| {
+        let synthetic = lock(&self.synthetic);
+        let program = synthetic.as_ref().ok_or_else(|| {
             ProbeError::State("the probe was started without the synthetic source".to_string())
         })?;
         let args = runq_synthetic_args { count };
@@ -292,16 +297,10 @@ impl RunqProbe {
     }
 
     /// Detaches and unloads the programs; the maps stay readable.
-    pub fn stop(&mut self) {
-        // A duplicated program descriptor would keep the synthetic source
-        // loaded (and the unload wait waiting for it).
-        self.maps.synthetic = None;
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(owner) = self.owner.take() {
-            let _ = owner.join();
-        }
+    /// Callable from any thread, also while another waits for a batch.
+    pub fn stop(&self) {
+        lock(&self.synthetic).take();
+        self.owner.stop();
     }
 
     /// Every cgroup's histogram so far (cumulative since start).
@@ -374,7 +373,8 @@ impl RunqProbe {
 
 impl Drop for RunqProbe {
     fn drop(&mut self) {
-        self.stop();
+        // The owner thread stops on its own drop; the synthetic handle first.
+        lock(&self.synthetic).take();
     }
 }
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -171,6 +172,20 @@ def test_ctrl_c_ends_the_loop_detaches_and_leaves_no_thread() -> None:
         ["bpftool", "prog", "show", "--json"], check=True, capture_output=True, text=True
     ).stdout
     assert not [p for p in json.loads(listed) if p.get("name", "").startswith("nn_")]
+
+
+def test_stop_from_another_thread_ends_a_blocked_batches_loop(cgroup) -> None:
+    # A notebook pattern: one thread consumes, another cell stops the probe.
+    cgroup.run(periodic_sleeper(0.001), cpus=[1])
+    probe = nn.RunqProbe(stream=True, cgroups=[cgroup.path]).start()
+    seen: list[int] = []
+    consumer = threading.Thread(target=lambda: seen.extend(len(b) for b in probe.batches()))
+    consumer.start()
+    time.sleep(0.5)
+    probe.stop()
+    consumer.join(timeout=30)  # bounds a hang, not a speed
+    assert not consumer.is_alive(), "batches() kept waiting after stop()"
+    assert sum(seen) == probe.stats()["events"] > 0
 
 
 def test_stream_options_are_checked() -> None:
