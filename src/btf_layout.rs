@@ -195,37 +195,24 @@ fn flatten(
             }
         }
         BtfKind::Ptr => out.push(scalar(Scalar::Int { signed: false }, 8)),
-        BtfKind::Enum => {
-            let Ok(e) = types::Enum::try_from(ty) else {
-                return;
+        BtfKind::Enum | BtfKind::Enum64 => {
+            // The two kinds differ only in how wide their enumerators are.
+            let enumeration = match types::Enum::try_from(ty) {
+                Ok(e) => Some((
+                    e.is_signed(),
+                    e.size(),
+                    e.iter()
+                        .map(|m| (os_name(m.name), i128::from(m.value)))
+                        .collect::<Vec<_>>(),
+                )),
+                Err(ty) => types::Enum64::try_from(ty).ok().map(|e| {
+                    let values = e.iter().map(|m| (os_name(m.name), m.value)).collect();
+                    (e.is_signed(), e.size(), values)
+                }),
             };
-            let values = e
-                .iter()
-                .map(|m| (os_name(m.name), i128::from(m.value)))
-                .collect::<Vec<_>>();
-            out.push(scalar(
-                Scalar::Enum {
-                    signed: e.is_signed(),
-                    values,
-                },
-                e.size(),
-            ));
-        }
-        BtfKind::Enum64 => {
-            let Ok(e) = types::Enum64::try_from(ty) else {
-                return;
-            };
-            let values = e
-                .iter()
-                .map(|m| (os_name(m.name), m.value))
-                .collect::<Vec<_>>();
-            out.push(scalar(
-                Scalar::Enum {
-                    signed: e.is_signed(),
-                    values,
-                },
-                e.size(),
-            ));
+            if let Some((signed, size, values)) = enumeration {
+                out.push(scalar(Scalar::Enum { signed, values }, size));
+            }
         }
         BtfKind::Array => {
             let Ok(array) = types::Array::try_from(ty) else {

@@ -110,13 +110,7 @@ fn set_up<'obj>(
         synthetic,
     };
     let stream = match (sink, &config.stream) {
-        (Some(sink), Some(stream)) => {
-            let policy = BatchPolicy {
-                max_events: stream.batch_events,
-                max_age: stream.batch_age,
-            };
-            Some(open_stream(&skel, sink, policy)?)
-        }
+        (Some(sink), Some(stream)) => Some(open_stream(&skel, sink, stream.policy)?),
         _ => None,
     };
     Ok((skel, handles, stream))

@@ -18,7 +18,6 @@ use crossbeam_channel::bounded;
 use crossbeam_channel::Receiver;
 use crossbeam_channel::Sender;
 use crossbeam_channel::TryRecvError;
-use libbpf_rs::AsRawLibbpf as _;
 use libbpf_rs::Link;
 use libbpf_rs::MapCore as _;
 use libbpf_rs::MapFlags;
@@ -39,6 +38,7 @@ use crate::owner_thread::lock;
 use crate::owner_thread::OwnerThread;
 use crate::perf_sampling;
 use crate::plugin_object::classify_section;
+use crate::plugin_object::is_internal;
 use crate::plugin_object::open_object;
 use crate::plugin_object::Attach;
 use crate::ring_reader::CountingSink;
@@ -325,10 +325,7 @@ fn apply_patches(open: &mut OpenObject, patches: &[GlobalPatch]) -> Result<(), P
     for patch in patches {
         let mut done = false;
         for mut map in open.maps_mut() {
-            // SAFETY: the map pointer is valid while `open` lives.
-            let internal = unsafe {
-                libbpf_rs::libbpf_sys::bpf_map__is_internal(map.as_libbpf_object().as_ptr())
-            };
+            let internal = is_internal(&map);
             let name = map.name().to_string_lossy().into_owned();
             if !internal || !name.ends_with(&patch.section) {
                 continue;
@@ -467,9 +464,7 @@ fn connect(
         if !map.autocreate() {
             continue;
         }
-        // SAFETY: the map pointer is valid while `object` lives.
-        let internal =
-            unsafe { libbpf_rs::libbpf_sys::bpf_map__is_internal(map.as_libbpf_object().as_ptr()) };
+        let internal = is_internal(&map);
         let handle = MapHandle::try_from(&map)
             .map_err(|err| ProbeError::Map(format!("duplicating a map handle: {err}")))?;
         let name = map.name().to_string_lossy().into_owned();

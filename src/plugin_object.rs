@@ -12,7 +12,8 @@ use libbpf_rs::btf::types::Linkage;
 use libbpf_rs::btf::BtfKind;
 use libbpf_rs::btf::BtfType;
 use libbpf_rs::btf::ReferencesType as _;
-use libbpf_rs::AsRawLibbpf as _;
+use libbpf_rs::libbpf_sys;
+use libbpf_rs::AsRawLibbpf;
 use libbpf_rs::Btf;
 use libbpf_rs::MapType;
 use libbpf_rs::ObjectBuilder;
@@ -181,7 +182,7 @@ pub fn object_btf(open: &OpenObject) -> Option<Btf<'_>> {
 
 fn map_type_name(map_type: MapType) -> String {
     // SAFETY: libbpf returns a static string or NULL.
-    let name = unsafe { libbpf_rs::libbpf_sys::libbpf_bpf_map_type_str(map_type.into()) };
+    let name = unsafe { libbpf_sys::libbpf_bpf_map_type_str(map_type.into()) };
     if name.is_null() {
         return format!("{map_type:?}");
     }
@@ -189,6 +190,13 @@ fn map_type_name(map_type: MapType) -> String {
     unsafe { CStr::from_ptr(name) }
         .to_string_lossy()
         .into_owned()
+}
+
+/// Whether libbpf made `map` for a data section (.rodata, .data, .bss,
+/// .kconfig) rather than the program declaring it.
+pub fn is_internal(map: &impl AsRawLibbpf<LibbpfType = libbpf_sys::bpf_map>) -> bool {
+    // SAFETY: the pointer comes from a live map wrapper, borrowed for the call.
+    unsafe { libbpf_sys::bpf_map__is_internal(map.as_libbpf_object().as_ptr()) }
 }
 
 /// Reads programs, maps and globals. `records` names record types of ring
@@ -229,28 +237,23 @@ pub fn inspect(path: &Path, records: &HashMap<String, String>) -> Result<ObjectI
             }
         )));
     }
-    let ring_count = open
-        .maps()
-        .filter(|m| m.map_type() == MapType::RingBuf)
-        .count();
     let mut maps = Vec::new();
     for map in open.maps() {
-        // SAFETY: the map pointer is valid while `open` lives.
-        let raw = map.as_libbpf_object().as_ptr();
-        if unsafe { libbpf_rs::libbpf_sys::bpf_map__is_internal(raw) } {
+        if is_internal(&map) {
             continue; // .rodata/.data/.bss: exposed as globals
         }
+        let raw = map.as_libbpf_object().as_ptr();
         let name = map.name().to_string_lossy().into_owned();
-        // SAFETY: as above.
+        // SAFETY: the map pointer is valid while `open` lives.
         let (key_id, value_id) = unsafe {
             (
-                libbpf_rs::libbpf_sys::bpf_map__btf_key_type_id(raw),
-                libbpf_rs::libbpf_sys::bpf_map__btf_value_type_id(raw),
+                libbpf_sys::bpf_map__btf_key_type_id(raw),
+                libbpf_sys::bpf_map__btf_value_type_id(raw),
             )
         };
         let map_type = map.map_type();
         let record = if map_type == MapType::RingBuf {
-            record_layout(&btf, &name, records.get(&name), ring_count == 1)?
+            record_layout(&btf, &name, records.get(&name), rings.len() == 1)?
         } else {
             None
         };
@@ -284,8 +287,16 @@ fn is_global_section(name: &str) -> bool {
         .any(|s| name == *s || name.starts_with(&format!("{s}.")))
 }
 
-/// Every variable of the object's data sections.
-fn globals(btf: &Btf<'_>) -> Vec<GlobalInfo> {
+/// A variable of a data section (".rodata", ".data", ".bss"...), never of
+/// ".maps", whose variables are map definitions.
+struct DataVar<'btf> {
+    section: String,
+    offset: usize,
+    name: Option<String>,
+    var: types::Var<'btf>,
+}
+
+fn data_vars<'btf>(btf: &'btf Btf<'_>) -> Vec<DataVar<'btf>> {
     let mut out = Vec::new();
     for sec in btf.type_by_kind::<types::DataSec<'_>>() {
         let section = sec
@@ -296,26 +307,34 @@ fn globals(btf: &Btf<'_>) -> Vec<GlobalInfo> {
             continue;
         }
         for info in sec.iter() {
-            let Some(var) = btf.type_by_id::<types::Var<'_>>(info.ty) else {
-                continue;
-            };
-            let Some(name) = var.name().map(|n| n.to_string_lossy().into_owned()) else {
-                continue;
-            };
-            if name.starts_with(RECORD_MARKER) {
-                continue;
-            }
-            if let Some(layout) = layout_of(btf, var.referenced_type_id()) {
-                out.push(GlobalInfo {
-                    name,
+            if let Some(var) = btf.type_by_id::<types::Var<'_>>(info.ty) {
+                out.push(DataVar {
                     section: section.clone(),
                     offset: info.offset as usize,
-                    layout,
+                    name: var.name().map(|n| n.to_string_lossy().into_owned()),
+                    var,
                 });
             }
         }
     }
     out
+}
+
+/// Every variable of the object's data sections but the record markers.
+fn globals(btf: &Btf<'_>) -> Vec<GlobalInfo> {
+    data_vars(btf)
+        .into_iter()
+        .filter_map(|data| {
+            let name = data.name.filter(|n| !n.starts_with(RECORD_MARKER))?;
+            let layout = layout_of(btf, data.var.referenced_type_id())?;
+            Some(GlobalInfo {
+                name,
+                section: data.section,
+                offset: data.offset,
+                layout,
+            })
+        })
+        .collect()
 }
 
 /// The struct a type is or points to.
@@ -350,34 +369,25 @@ fn record_layout(
         return Ok(layout_of(btf, ty.type_id()));
     }
     let mut lone = Vec::new();
-    for sec in btf.type_by_kind::<types::DataSec<'_>>() {
-        let section = sec
-            .name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if !is_global_section(&section) {
-            continue; // e.g. ".maps", whose variables are map definitions
+    for data in data_vars(btf) {
+        let Some(target) = struct_behind(data.var.referenced_type()) else {
+            continue;
+        };
+        if data.name.as_deref() == Some(&format!("{RECORD_MARKER}{map}")) {
+            return Ok(layout_of(btf, target.type_id()));
         }
-        for info in sec.iter() {
-            let Some(var) = btf.type_by_id::<types::Var<'_>>(info.ty) else {
-                continue;
-            };
-            let var_name = var.name().map(|n| n.to_string_lossy().into_owned());
-            let Some(target) = struct_behind(var.referenced_type()) else {
-                continue;
-            };
-            if var_name.as_deref() == Some(&format!("{RECORD_MARKER}{map}")) {
-                return Ok(layout_of(btf, target.type_id()));
-            }
-            // libbpf-bootstrap's idiom: a non-static, zeroed struct global
-            // (`struct event _event = {0};`, in .bss). A static one (`static
-            // struct hist zero;`) is a program's own scratch, not a record.
-            let is_marker = var_name.is_some_and(|n| n.starts_with(RECORD_MARKER));
-            let is_struct =
-                var.referenced_type().skip_mods_and_typedefs().kind() == BtfKind::Struct;
-            if !is_marker && is_struct && section == ".bss" && var.linkage() == Linkage::Global {
-                lone.push(target.type_id());
-            }
+        // libbpf-bootstrap's idiom: a non-static, zeroed struct global
+        // (`struct event _event = {0};`, in .bss). A static one (`static
+        // struct hist zero;`) is a program's own scratch, not a record.
+        let is_marker = data.name.is_some_and(|n| n.starts_with(RECORD_MARKER));
+        let is_struct =
+            data.var.referenced_type().skip_mods_and_typedefs().kind() == BtfKind::Struct;
+        if !is_marker
+            && is_struct
+            && data.section == ".bss"
+            && data.var.linkage() == Linkage::Global
+        {
+            lone.push(target.type_id());
         }
     }
     Ok(match lone.as_slice() {

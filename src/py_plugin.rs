@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
 use numpy::IntoPyArray as _;
 use pyo3::exceptions::PyValueError;
@@ -16,12 +15,12 @@ use pyo3::types::PyList;
 use crate::btf_layout::Layout;
 use crate::btf_layout::Scalar;
 use crate::errors::ProbeError;
-use crate::event_batch::BatchPolicy;
 use crate::plugin_host::GlobalPatch;
 use crate::plugin_host::PluginConfig;
 use crate::plugin_host::PluginHost;
 use crate::plugin_host::RingSpec;
 use crate::plugin_object::inspect;
+use crate::py_wait::batch_policy;
 use crate::py_wait::recv_batch;
 use crate::py_wait::Received;
 
@@ -148,16 +147,7 @@ impl PyPluginCore {
         perf_hz: u64,
         max_entries: Vec<(String, u32)>,
     ) -> PyResult<Self> {
-        if batch_events == 0 || pending_batches == 0 {
-            return Err(PyValueError::new_err(
-                "batch_events and pending_batches must be at least 1",
-            ));
-        }
-        if !(batch_ms.is_finite() && batch_ms > 0.0) {
-            return Err(PyValueError::new_err(format!(
-                "batch_ms must be a positive number of milliseconds, got {batch_ms}"
-            )));
-        }
+        let policy = batch_policy(batch_events, batch_ms, pending_batches)?;
         if perf_hz == 0 {
             return Err(PyValueError::new_err("perf_hz must be at least 1"));
         }
@@ -179,10 +169,7 @@ impl PyPluginCore {
                     record_size: record_size.filter(|&s| s > 0),
                 })
                 .collect(),
-            policy: BatchPolicy {
-                max_events: batch_events,
-                max_age: Duration::from_secs_f64(batch_ms / 1000.0),
-            },
+            policy,
             pending_batches,
             perf_hz,
             max_entries,

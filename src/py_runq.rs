@@ -4,7 +4,6 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
 use numpy::IntoPyArray as _;
 use pyo3::exceptions::PyValueError;
@@ -13,6 +12,7 @@ use pyo3::types::PyDict;
 
 use crate::errors::ProbeError;
 use crate::event_batch::EventColumns;
+use crate::py_wait::batch_policy;
 use crate::py_wait::recv_batch;
 use crate::py_wait::Received;
 use crate::runq_probe::Method;
@@ -48,17 +48,7 @@ fn stream_config(
                  {ring_buffer_bytes} (e.g. 16 << 20)"
             ))
         })?;
-    if batch_events == 0 {
-        return Err(PyValueError::new_err("batch_events must be at least 1"));
-    }
-    if !(batch_ms.is_finite() && batch_ms > 0.0) {
-        return Err(PyValueError::new_err(format!(
-            "batch_ms must be a positive number of milliseconds, got {batch_ms}"
-        )));
-    }
-    if pending_batches == 0 {
-        return Err(PyValueError::new_err("pending_batches must be at least 1"));
-    }
+    let policy = batch_policy(batch_events, batch_ms, pending_batches)?;
     if rate_limit_ns == Some(0) {
         return Err(PyValueError::new_err(
             "rate_limit_ns must be positive, or None for no limit",
@@ -66,8 +56,7 @@ fn stream_config(
     }
     Ok(StreamConfig {
         ring_buffer_bytes,
-        batch_events,
-        batch_age: Duration::from_secs_f64(batch_ms / 1000.0),
+        policy,
         rate_limit_ns: rate_limit_ns.unwrap_or(0),
         pending_batches,
         synthetic,

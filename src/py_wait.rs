@@ -1,5 +1,6 @@
-//! Waiting for a batch from Python: without the GIL, in short slices, so that
-//! Ctrl-C (checked between slices) ends the wait.
+//! Batches as Python sees them: the options that shape them, checked once for
+//! the run-queue probe and plugins alike, and waiting for one without the
+//! GIL, in short slices, so that Ctrl-C (checked between slices) ends the wait.
 
 use std::time::Duration;
 use std::time::Instant;
@@ -9,8 +10,35 @@ use crossbeam_channel::RecvTimeoutError;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use crate::event_batch::BatchPolicy;
+
 /// Longest time the GIL is released in one go.
 const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// Checks the batching options of `RunqCore` and `PluginCore`: at most
+/// `batch_events` per batch, shipped after `batch_ms`, `pending_batches` of
+/// them waiting for Python.
+pub fn batch_policy(
+    batch_events: usize,
+    batch_ms: f64,
+    pending_batches: usize,
+) -> PyResult<BatchPolicy> {
+    if batch_events == 0 {
+        return Err(PyValueError::new_err("batch_events must be at least 1"));
+    }
+    if !(batch_ms.is_finite() && batch_ms > 0.0) {
+        return Err(PyValueError::new_err(format!(
+            "batch_ms must be a positive number of milliseconds, got {batch_ms}"
+        )));
+    }
+    if pending_batches == 0 {
+        return Err(PyValueError::new_err("pending_batches must be at least 1"));
+    }
+    Ok(BatchPolicy {
+        max_events: batch_events,
+        max_age: Duration::from_secs_f64(batch_ms / 1000.0),
+    })
+}
 
 /// How a wait ended.
 pub enum Received<T> {

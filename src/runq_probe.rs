@@ -9,7 +9,6 @@ use std::os::fd::AsFd as _;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::thread;
-use std::time::Duration;
 
 use crossbeam_channel::bounded;
 use crossbeam_channel::Receiver;
@@ -24,6 +23,7 @@ use crate::drain::AttributionMaps;
 use crate::drain::MapHandles;
 use crate::drain::StreamSink;
 use crate::errors::ProbeError;
+use crate::event_batch::BatchPolicy;
 use crate::event_batch::DrainStats;
 use crate::event_batch::EventColumns;
 use crate::kernel;
@@ -88,10 +88,8 @@ impl Method {
 pub struct StreamConfig {
     /// Size of the events ring buffer: a power of two, at least a page.
     pub ring_buffer_bytes: u32,
-    /// Ship a batch at this many events...
-    pub batch_events: usize,
-    /// ...or when its first event is this old.
-    pub batch_age: Duration,
+    /// When a batch is shipped.
+    pub policy: BatchPolicy,
     /// At most one event per cgroup per CPU per this many ns (0: no limit).
     pub rate_limit_ns: u64,
     /// Batches waiting for Python before new ones are dropped (and counted).
