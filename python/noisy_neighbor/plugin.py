@@ -22,7 +22,7 @@ from . import _native
 from .btf_layout import decode, pack_global
 from .errors import PluginGlobalError, PluginObjectError, ProbeStateError
 from .events import EventBatch
-from .plugin_maps import Log2Histogram, MapView, is_histogram_layout
+from .plugin_maps import Log2Histogram, MapView, is_histogram_layout, row_value
 
 __all__ = ["Plugin"]
 
@@ -108,14 +108,18 @@ class Plugin:
             self.global_values[name] = value
         return self
 
-    def _patch(self, name: str, value: Any) -> tuple[str, int, bytes]:
+    def _global(self, name: str, hint: str = "") -> dict[str, Any]:
         info = self.globals.get(name)
         if info is None:
             known = ", ".join(sorted(self.globals)) or "none"
             raise PluginGlobalError(
-                f"{self.path.name} has no global {name!r} (its globals: {known}); "
-                "declare it as `const volatile <type> {name} = ...;`"
+                f"{self.path.name} has no global {name!r} (its globals: {known}){hint}"
             )
+        return info
+
+    def _patch(self, name: str, value: Any) -> tuple[str, int, bytes]:
+        hint = f"; declare it as `const volatile <type> {name} = ...;`"
+        info = self._global(name, hint)
         return info["section"], info["offset"], pack_global(name, info["layout"], value)
 
     # -- lifecycle ------------------------------------------------------------
@@ -250,19 +254,11 @@ class Plugin:
     def read_global(self, name: str) -> Any:
         """The value global ``name`` holds now (a counter in ``.bss``, say),
         read from the kernel's copy; arrays come back as lists."""
-        info = self.globals.get(name)
-        if info is None:
-            known = ", ".join(sorted(self.globals)) or "none"
-            raise PluginGlobalError(
-                f"{self.path.name} has no global {name!r} (its globals: {known})"
-            )
+        info = self._global(name)
         section = self._started().read_section(info["section"])
         layout = info["layout"]
         raw = section[info["offset"] : info["offset"] + layout["size"]]
-        columns = decode(raw, layout, name)
-        values = {key: column[0] for key, column in columns.items()}
-        plain = {k: v.tolist() if hasattr(v, "tolist") else v for k, v in values.items()}
-        return plain[name] if list(plain) == [name] else plain
+        return row_value(decode(raw, layout, "value"), 0)
 
     def run(self, program: str, ctx: bytes = b"") -> int:
         """Runs the ``SEC("syscall")`` program ``program`` once (the kernel's

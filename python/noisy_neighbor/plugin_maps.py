@@ -52,8 +52,9 @@ def _scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _row(columns: dict[str, np.ndarray], index: int) -> Any:
-    """One row: a bare value for a single unnamed column, else a dict."""
+def row_value(columns: dict[str, np.ndarray], index: int) -> Any:
+    """One decoded row as plain Python: a bare value for a single unnamed
+    column (decoded as "key" or "value"), else a dict by field."""
     if list(columns) in (["key"], ["value"]):
         return _scalar(next(iter(columns.values()))[index])
     return {name: _scalar(column[index]) for name, column in columns.items()}
@@ -132,7 +133,7 @@ class MapView:
         return self._count
 
     def _key(self, index: int) -> Any:
-        return _hashable(_row(self.keys, index))
+        return _hashable(row_value(self.keys, index))
 
     def to_dict(self) -> dict[Any, Any]:
         """{key: value}: bare ints for single-field keys and values, tuples
@@ -141,9 +142,11 @@ class MapView:
         out: dict[Any, Any] = {}
         for i in range(self._count):
             if self.cpus > 1:
-                out[self._key(i)] = [_row(self.values, i * self.cpus + c) for c in range(self.cpus)]
+                out[self._key(i)] = [
+                    row_value(self.values, i * self.cpus + c) for c in range(self.cpus)
+                ]
             else:
-                out[self._key(i)] = _row(self.values, i)
+                out[self._key(i)] = row_value(self.values, i)
         return out
 
     def __getitem__(self, key: Any) -> Any:
