@@ -1,20 +1,22 @@
-//! Compiles the BPF probes in `src/bpf/` into skeletons in `$OUT_DIR`.
+//! Compiles the BPF probes in `src/bpf/` into objects in `$OUT_DIR`, which
+//! the extension embeds and loads through its probe host like any plugin.
 
 use std::env;
 use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-/// Probes to build: `src/bpf/<name>.bpf.c` becomes `$OUT_DIR/<name>.skel.rs`.
+/// Probes to build: `src/bpf/<name>.bpf.c` becomes `$OUT_DIR/<name>.bpf.o`.
 const PROBES: &[&str] = &["runq"];
-/// Vendored CO-RE vmlinux.h, one directory per target architecture.
+/// The Python package's C SDK: vendored CO-RE vmlinux.h (one directory per
+/// target architecture) and the headers plugins compile against.
 const SDK_VMLINUX: &str = "python/noisy_neighbor/sdk/vmlinux";
+const SDK_INCLUDE: &str = "python/noisy_neighbor/sdk/include";
 
 fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("cargo sets CARGO_CFG_TARGET_ARCH");
     // The vendored vmlinux.h makes the build independent of the build host's BTF.
-    // It lives in the Python package's C SDK, which plugins compile against too.
     let vmlinux_dir = format!("{SDK_VMLINUX}/{arch}");
     let target_arch = match arch.as_str() {
         "x86_64" => "x86",
@@ -28,14 +30,16 @@ fn main() {
             .obj(out_dir.join(format!("{probe}.bpf.o")))
             .clang_args([
                 format!("-I{vmlinux_dir}"),
+                format!("-I{SDK_INCLUDE}"),
                 format!("-D__TARGET_ARCH_{target_arch}"),
                 // v3 gives the atomic compare-and-swap the histogram max needs.
                 "-mcpu=v3".to_string(),
                 "-Wall".to_string(),
             ])
-            .build_and_generate(out_dir.join(format!("{probe}.skel.rs")))
+            .build()
             .unwrap_or_else(|err| panic!("building {src}: {err:#}"));
     }
     println!("cargo:rerun-if-changed=src/bpf");
     println!("cargo:rerun-if-changed={SDK_VMLINUX}");
+    println!("cargo:rerun-if-changed={SDK_INCLUDE}");
 }

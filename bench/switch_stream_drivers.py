@@ -35,7 +35,7 @@ def cpu_seconds(children: bool) -> float:
 
 def run_plugin() -> dict:
     import noisy_neighbor as nn
-    from noisy_neighbor.compile import compile_file
+    from noisy_neighbor.host.compile import compile_file
 
     plugin = nn.Plugin.load(compile_file(HERE / "plugins" / "switch_events.bpf.c"))
     delivered = 0
@@ -47,8 +47,8 @@ def run_plugin() -> dict:
             delivered += len(batch)
         elapsed = time.monotonic() - started
         # every column arrived as numpy: batch.ts_ns, batch.prev_pid, ...
-    stats = plugin.stats()["events"]
-    lost = plugin.read_global("lost") + stats["dropped_records"]
+    stats = plugin.stats("events")
+    lost = plugin.read_global("lost") + stats["dropped_batch_events"]
     return {
         "delivered": delivered,
         "lost": lost,

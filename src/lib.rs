@@ -1,37 +1,47 @@
 //! `noisy_neighbor._native`: the Rust core of noisy-neighbor. This file only
-//! declares the Python module; each concern lives in its own file.
+//! declares the parts and the Python module.
+//!
+//! `host` loads and runs BPF objects; `stream` turns ring buffers into
+//! batches; `sys` checks the kernel; `runq` is the run-queue probe, the host's
+//! first plugin; `py` is the Python binding of all of them.
 
-mod btf_layout;
-mod drain;
 mod errors;
-mod event_batch;
-mod kernel;
-mod libbpf_log;
-mod owner_thread;
-mod perf_sampling;
-mod plugin_host;
-mod plugin_object;
-mod pod;
-mod py_plugin;
-mod py_runq;
-mod py_wait;
-mod ring_reader;
-mod runq_loader;
-mod runq_probe;
-mod runq_skel;
-mod test_run;
-mod unload;
+mod host;
+mod py;
+mod runq;
+mod stream;
+mod sys;
 
 use pyo3::prelude::*;
 
 #[pymodule]
 mod _native {
     #[pymodule_export]
-    use crate::py_plugin::inspect_object;
+    use crate::py::host::HostCore;
     #[pymodule_export]
-    use crate::py_plugin::PyPluginCore;
+    use crate::py::host::MapEntries;
     #[pymodule_export]
-    use crate::py_runq::PyRunqCore;
+    use crate::py::host::RingStats;
+    #[pymodule_export]
+    use crate::py::object::inspect_object;
+    #[pymodule_export]
+    use crate::py::object::Field;
+    #[pymodule_export]
+    use crate::py::object::GlobalInfo;
+    #[pymodule_export]
+    use crate::py::object::Layout;
+    #[pymodule_export]
+    use crate::py::object::MapInfo;
+    #[pymodule_export]
+    use crate::py::object::ObjectInfo;
+    #[pymodule_export]
+    use crate::py::object::ProgramInfo;
+    #[pymodule_export]
+    use crate::py::runq::runq_object;
+    #[pymodule_export]
+    use crate::py::runq::runq_plan;
+    #[pymodule_export]
+    use crate::py::runq::RunqPlan;
 
     use pyo3::prelude::*;
 

@@ -1,5 +1,21 @@
 """The suite's real-kernel tests use the project's own pytest plugin
-(``noisy_neighbor.pytest_plugin``: ``needs_bpf``, ``cgroup_factory``...),
+(``noisy_neighbor.testing.pytest_plugin``: ``needs_bpf``, ``cgroup_factory``...),
 which the package registers through ``pytest11``. Plugin tests need pytester."""
 
+from pathlib import Path
+
+import pytest
+
 pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def burst_object() -> Path:
+    """bench/plugins/burst.bpf.c compiled: on demand, it writes N run-queue
+    events (the probe's own struct runq_event) into its ring buffer."""
+    from noisy_neighbor.host.compile import compile_file
+
+    source = ROOT / "bench" / "plugins" / "burst.bpf.c"
+    return compile_file(source, cflags=[f"-I{ROOT / 'src' / 'bpf'}"])

@@ -4,16 +4,28 @@ checked against records packed by hand with ``struct``."""
 from __future__ import annotations
 
 import struct
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from noisy_neighbor.btf_layout import decode, dtype_of, pack_global
 from noisy_neighbor.errors import PluginGlobalError
-from noisy_neighbor.plugin_maps import Log2Histogram, MapView, is_histogram_layout
+from noisy_neighbor.host.layout import Field, Layout, decode, dtype_of, pack_global
+from noisy_neighbor.host.maps import Log2Histogram, MapView, is_histogram_layout
+
+
+def layout(spec: dict) -> Layout:
+    """A layout as the Rust core describes one, from a compact spec."""
+    return Layout(spec["type_name"], spec["size"], [Field(*f) for f in spec["fields"]])
+
+
+def map_info(**info: object) -> SimpleNamespace:
+    """What a MapView needs to know of its map."""
+    return SimpleNamespace(**info)
+
 
 # struct event { u64 ts; s32 delta; char comm[8]; bool ok; enum state st; u16 pair[2]; }
-EVENT = {
+EVENT_SPEC = {
     "type_name": "struct event",
     "size": 32,
     "fields": [
@@ -25,6 +37,7 @@ EVENT = {
         ("pair", 28, "uint", 2, [2], None),
     ],
 }
+EVENT = layout(EVENT_SPEC)
 
 
 def _event(ts: int, delta: int, comm: bytes, ok: bool, st: int, pair: tuple[int, int]) -> bytes:
@@ -59,14 +72,14 @@ def test_partial_records_are_refused() -> None:
 
 
 def test_a_scalar_type_is_one_column_named_by_the_caller() -> None:
-    u32 = {"type_name": "u32", "size": 4, "fields": [("", 0, "uint", 4, [], None)]}
+    u32 = layout({"type_name": "u32", "size": 4, "fields": [("", 0, "uint", 4, [], None)]})
     assert dtype_of(u32, "key").names == ("key",)
     raw = np.array([7, 9], dtype=np.uint32).view(np.uint8)
     assert decode(raw, u32, "key")["key"].tolist() == [7, 9]
 
 
-def _scalar(kind: str, size: int, shape: list[int] | None = None, values=None) -> dict:
-    return {"type_name": "t", "size": size, "fields": [("", 0, kind, size, shape or [], values)]}
+def _scalar(kind: str, size: int, shape: list[int] | None = None, values=None) -> Layout:
+    return Layout("t", size, [Field("", 0, kind, size, shape or [], values)])
 
 
 @pytest.mark.parametrize(
@@ -98,6 +111,9 @@ def test_globals_pack_to_their_c_representation(layout, value, expected) -> None
         (_scalar("char", 1, [4]), 7, "pass a str"),
         (_scalar("uint", 4, [2]), [1, 2, 3], "at most 2 ints"),
         (_scalar("enum", 4, values=[("A", 0)]), "Z", "not one of A"),
+        (_scalar("enum", 4, values=[("A", 0)]), 7, r"pass one of A \(0\), got 7"),
+        (_scalar("char", 1, [8]), "a\x00b", "without NUL bytes"),
+        (_scalar("uint", 2, [2]), [True, 1], "at most 2 ints"),
         (EVENT, 0, "struct event.*set it in the C source"),
     ],
 )
@@ -107,18 +123,20 @@ def test_wrong_global_values_say_what_fits(layout, value, message) -> None:
 
 
 # struct hist { u32 slots[4]; char comm[4]; }, keyed by u32
-HIST = {
-    "type_name": "struct hist",
-    "size": 20,
-    "fields": [("slots", 0, "uint", 4, [4], None), ("comm", 16, "char", 1, [4], None)],
-}
-HIST_MAP = {
-    "type": "hash",
-    "key": {"type_name": "u32", "size": 4, "fields": [("", 0, "uint", 4, [], None)]},
-    "value": HIST,
-    "key_size": 4,
-    "value_size": 20,
-}
+HIST = layout(
+    {
+        "type_name": "struct hist",
+        "size": 20,
+        "fields": [("slots", 0, "uint", 4, [4], None), ("comm", 16, "char", 1, [4], None)],
+    }
+)
+HIST_MAP = map_info(
+    type="hash",
+    key=layout({"type_name": "u32", "size": 4, "fields": [("", 0, "uint", 4, [], None)]}),
+    value=HIST,
+    key_size=4,
+    value_size=20,
+)
 
 
 def test_a_slots_map_reads_as_histograms_printed_like_the_seed() -> None:
@@ -145,13 +163,7 @@ def test_a_slots_map_reads_as_histograms_printed_like_the_seed() -> None:
 
 
 def test_per_cpu_values_sum_or_stay_per_cpu() -> None:
-    info = {
-        "type": "percpu_hash",
-        "key": None,
-        "value": None,
-        "key_size": 8,
-        "value_size": 8,
-    }
+    info = map_info(type="percpu_hash", key=None, value=None, key_size=8, value_size=8)
     keys = np.array([10], dtype=np.uint64).view(np.uint8)
     values = np.array([1, 2], dtype=np.uint64).view(np.uint8)  # CPU 0, CPU 1
     view = MapView("counts", info, keys, values, count=1, cpus=2)
@@ -178,18 +190,20 @@ def test_an_empty_histogram_map_has_no_histograms() -> None:
 
 
 def test_a_flexible_char_array_decodes_as_empty_strings() -> None:
-    layout = {
-        "type_name": "struct msg",
-        "size": 4,
-        "fields": [("len", 0, "uint", 4, [], None), ("data", 4, "char", 1, [0], None)],
-    }
-    columns = decode(np.array([3, 0, 0, 0, 5, 0, 0, 0], dtype=np.uint8), layout)
+    msg = layout(
+        {
+            "type_name": "struct msg",
+            "size": 4,
+            "fields": [("len", 0, "uint", 4, [], None), ("data", 4, "char", 1, [0], None)],
+        }
+    )
+    columns = decode(np.array([3, 0, 0, 0, 5, 0, 0, 0], dtype=np.uint8), msg)
     assert columns["len"].tolist() == [3, 5]
     assert columns["data"].tolist() == ["", ""]
 
 
 def test_per_cpu_histogram_labels_come_from_a_cpu_that_counted() -> None:
-    info = {**HIST_MAP, "type": "percpu_hash"}
+    info = map_info(**{**vars(HIST_MAP), "type": "percpu_hash"})
     keys = np.array([42], dtype=np.uint32).view(np.uint8)
     values = np.frombuffer(
         struct.pack("=4I4s", 0, 0, 0, 0, b"\0\0\0\0") + struct.pack("=4I4s", 1, 2, 0, 0, b"sh\0\0"),

@@ -6,13 +6,13 @@ import os
 
 import pytest
 
-from noisy_neighbor.cgroupfs import (
+from noisy_neighbor.errors import CgroupNotFoundError
+from noisy_neighbor.names.cgroupfs import (
     CgroupTree,
     cgroup_v1_mount,
     find_cgroup2_mount,
     parse_mountinfo,
 )
-from noisy_neighbor.errors import CgroupNotFoundError
 
 HYBRID = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755

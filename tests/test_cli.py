@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from noisy_neighbor.cli import build_parser
 from noisy_neighbor.testing import CPU_HOG
+from noisy_neighbor.views.cli import build_parser
 
 CLI = [sys.executable, "-m", "noisy_neighbor"]
 

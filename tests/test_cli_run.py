@@ -6,20 +6,21 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from noisy_neighbor.cli_run import parse_global
 from noisy_neighbor.errors import PluginGlobalError
+from noisy_neighbor.host.layout import Field, Layout
+from noisy_neighbor.views.cli_run import parse_global
 
 CLI = [sys.executable, "-m", "noisy_neighbor", "run"]
 DATA = Path(__file__).parent / "data"
 
 
-def _global(kind: str, size: int, shape: list[int], values=None) -> dict:
-    return {
-        "layout": {"type_name": "t", "size": size, "fields": [("", 0, kind, size, shape, values)]}
-    }
+def _global(kind: str, size: int, shape: list[int], values=None) -> SimpleNamespace:
+    """What the CLI reads of a global: its layout."""
+    return SimpleNamespace(layout=Layout("t", size, [Field("", 0, kind, size, shape, values)]))
 
 
 def test_set_values_are_read_as_the_globals_type() -> None:

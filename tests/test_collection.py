@@ -65,7 +65,7 @@ def test_a_real_collection_draws_a_heat_map_of_the_victim(tmp_path, cgroup_facto
 
 def test_live_view_prints_updates_and_does_not_leak_the_probe(capsys) -> None:
     probe = nn.RunqProbe()
-    probe.live(interval=0.3, count=2)
+    nn.live(probe, interval=0.3, count=2)
     out = capsys.readouterr().out
     assert out.count("run-queue latency,") == 2
     assert not probe.running  # started for the view, stopped after it

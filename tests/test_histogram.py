@@ -5,12 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from noisy_neighbor.histogram import (
-    CgroupHistogram,
-    bucket_bounds_ns,
-    log2_percentile,
-    render_log2_hist,
-)
+from noisy_neighbor.log2 import bucket_bounds_ns, log2_percentile, render_log2_hist
+from noisy_neighbor.runq.histogram import CgroupHistogram
 
 
 def log2_hist(waits_ns: np.ndarray) -> np.ndarray:

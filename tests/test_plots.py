@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from noisy_neighbor.histogram import CgroupHistogram
-from noisy_neighbor.plots import (
+from noisy_neighbor.runq.histogram import CgroupHistogram
+from noisy_neighbor.runq.verdicts import IDLE, CgroupWaits, NoisyNeighborReport
+from noisy_neighbor.views.plots import (
     plot_culprit_matrix,
     plot_latency_distribution,
     plot_latency_heatmap,
     plot_percentiles_over_time,
 )
-from noisy_neighbor.report import IDLE, CgroupWaits, NoisyNeighborReport
 
 
 def hist(cgroup_id: int, counts: dict[int, int]) -> CgroupHistogram:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import noisy_neighbor as nn
-from noisy_neighbor.compile import compile_file
+from noisy_neighbor.host.compile import compile_file
 from noisy_neighbor.testing import periodic_sleeper
 
 PLUGINS = Path(__file__).parent / "data" / "plugins"
@@ -75,9 +75,10 @@ def test_ring_buffer_records_are_decoded_into_typed_columns(cgroup) -> None:
     assert sorted(events["kind"].tolist()) == [1, 2, 2]
     assert events["marks"].shape == (3, 2) and (events["marks"] == [7, 9]).all()
     assert plugin.map("counts").to_dict() == {cgroup.id: 3}
-    stats = plugin.stats()["events"]
-    assert stats["records"] == 3
-    assert stats["dropped_records"] == stats["malformed_records"] == stats["undecoded_records"] == 0
+    stats = plugin.stats("events")
+    assert stats["batched_events"] == 3
+    assert stats["dropped_batch_events"] == stats["malformed_records"] == 0
+    assert stats["undecoded_records"] == 0
 
 
 def test_a_global_set_from_python_changes_what_the_program_does(cgroup) -> None:
@@ -280,11 +281,10 @@ def test_compile_errors_and_a_missing_clang_say_what_to_do() -> None:
 
 
 def test_record_layouts_flatten_every_kind_of_field() -> None:
-    record = nn.Plugin.load(compile_file(PLUGINS / "layouts.bpf.c")).maps["events"]["record"]
-    fields = {
-        name: (offset, kind, size, shape) for name, offset, kind, size, shape, _ in record["fields"]
-    }
-    assert record["type_name"] == "struct layout_record"
+    record = nn.Plugin.load(compile_file(PLUGINS / "layouts.bpf.c")).maps["events"].record
+    assert record is not None
+    fields = {f.name: (f.offset, f.kind, f.size, f.shape) for f in record.fields}
+    assert record.type_name == "struct layout_record"
     assert fields["peer.port"] == (8, "uint", 2, [])
     assert fields["peer.delta"] == (10, "int", 1, [])
     assert fields["grid"] == (12, "uint", 4, [2, 3])
@@ -294,7 +294,7 @@ def test_record_layouts_flatten_every_kind_of_field() -> None:
     assert fields["size"][1:3] == ("enum", 8)
     assert fields["wide"] == (64, "bytes", 1, [16])  # __int128
     assert fields["tail"] == (80, "char", 1, [0])  # flexible array
-    enum_values = next(f[5] for f in record["fields"] if f[0] == "size")
+    enum_values = next(f.enum_values for f in record.fields if f.name == "size")
     assert enum_values == [("BIG_SMALL", 1), ("BIG_LARGE", 0x80000000)]
 
 
@@ -315,12 +315,12 @@ def test_a_ring_buffer_without_a_record_type_is_counted_not_lost(cgroup) -> None
     with pytest.raises(nn.PluginObjectError, match="NN_RECORD"):
         nn.Plugin.from_source(code, name="unnamed", records={"events": "exec_event"})
     plugin = nn.Plugin.from_source(code, name="unnamed", target_cgroup=cgroup.id)
-    assert plugin.maps["events"]["record"] is None
+    assert plugin.maps["events"].record is None
     with plugin:
         _exec_true(cgroup, 2)
     with pytest.raises(nn.PluginObjectError, match="NN_RECORD"):
         plugin.next_batch("events")
-    assert plugin.stats()["events"]["undecoded_records"] == 2
+    assert plugin.stats()["undecoded_records"] == 2
 
 
 def test_the_bpf_cell_magic_compiles_binds_and_returns_the_plugin(cgroup) -> None:
@@ -336,26 +336,24 @@ def test_the_bpf_cell_magic_compiles_binds_and_returns_the_plugin(cgroup) -> Non
     assert next(plugin.batches("events")).pid.tolist() == pids
 
 
-def test_syscall_programs_run_on_demand() -> None:
-    burst = Path(__file__).parents[1] / "bench" / "plugins" / "burst.bpf.c"
+def test_syscall_programs_run_on_demand(burst_object) -> None:
     with pytest.raises(nn.PluginObjectError, match=r"max_entries names maps \['nope'\]"):
-        nn.Plugin.load(compile_file(burst), max_entries={"nope": 1})
-    plugin = nn.Plugin.load(compile_file(burst))
+        nn.Plugin.load(burst_object, max_entries={"nope": 1})
+    plugin = nn.Plugin.load(burst_object)
     with plugin:
         assert plugin.run("burst", struct.pack("=Q", 1000)) == 0
-        with pytest.raises(nn.ProbeStateError, match=r'no SEC\("syscall"\) program named "nope"'):
+        with pytest.raises(nn.PluginObjectError, match=r'no SEC\("syscall"\) program named "nope"'):
             plugin.run("nope")
     events = _drain(plugin, "events")
     assert events["latency_ns"].tolist() == list(range(1000))
-    assert plugin.stats()["events"]["records"] == 1000
+    assert plugin.stats()["batched_events"] == 1000
     assert plugin.read_global("lost") == 0
 
 
-def test_a_small_ring_loses_records_and_a_global_counts_every_one() -> None:
-    burst = Path(__file__).parents[1] / "bench" / "plugins" / "burst.bpf.c"
-    # One page holds 73 records of 48 bytes (+8 of header): 1000 cannot fit
+def test_a_small_ring_loses_records_and_a_global_counts_every_one(burst_object) -> None:
+    # One page holds 64 records of 56 bytes (+8 of header): 1000 cannot fit
     # before the drain thread's next poll.
-    plugin = nn.Plugin.load(compile_file(burst), max_entries={"events": 4096})
+    plugin = nn.Plugin.load(burst_object, max_entries={"events": 4096})
     with plugin:
         plugin.run("burst", struct.pack("=Q", 1000))
     received = sum(len(batch) for batch in plugin.batches("events"))
@@ -369,7 +367,7 @@ def test_globals_read_back_as_the_kernel_holds_them() -> None:
     page = plugin._repr_html_()  # what a notebook shows
     assert "<td>hists</td><td>hash</td><td>struct hist</td><td>histograms</td>" in page
     assert "<td>ms</td><td>.rodata</td><td>bool</td><td>True</td>" in page
-    with pytest.raises(nn.ProbeStateError, match="never started"):
+    with pytest.raises(nn.ProbeStateError, match="not started"):
         plugin.read_global("ms")
     with plugin:
         assert plugin.read_global("ms") is True

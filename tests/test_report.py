@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 import noisy_neighbor as nn
-from noisy_neighbor.report import IDLE, UNTRACKED, CgroupWaits, NoisyNeighborReport, Thresholds
+from noisy_neighbor.runq.verdicts import (
+    IDLE,
+    UNTRACKED,
+    CgroupWaits,
+    NoisyNeighborReport,
+    Thresholds,
+)
 from noisy_neighbor.testing import CPU_HOG, periodic_sleeper
 
 CPU = 1
@@ -101,8 +107,8 @@ def test_each_wait_is_split_exactly_among_culprits(cgroup_factory) -> None:
     probe, _victim, _neighbor = run_scenario(cgroup_factory, seconds=2.0)
     hists = probe.histograms()
     blamed: dict[int, int] = {}
-    for cgroup_id, _culprit, _count, total_ns in probe.blame():
-        blamed[cgroup_id] = blamed.get(cgroup_id, 0) + total_ns
+    for row in probe.blame():
+        blamed[row.cgroup_id] = blamed.get(row.cgroup_id, 0) + row.total_ns
     for cgroup_id, hist in hists.items():
         assert blamed[cgroup_id] == hist.total_ns  # shares add up to the wait
     assert probe.stats()["failed_attribution"] == 0
@@ -168,6 +174,6 @@ def test_splitting_saved_events_follows_each_cpu_timeline() -> None:
             "prev_pid": [0, 11, 12],
         }
     )
-    from noisy_neighbor.report import split_blame_from_events
+    from noisy_neighbor.analysis.report import split_blame_from_events
 
     assert dict(split_blame_from_events(frame)) == {(8, 7): 50, (9, 8): 150}

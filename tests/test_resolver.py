@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import noisy_neighbor as nn
-from noisy_neighbor.cgroupfs import CgroupTree
-from noisy_neighbor.resolver import CgroupResolver, VarLogPods, classify_cgroup_path
+from noisy_neighbor.names.cgroupfs import CgroupTree
+from noisy_neighbor.names.resolver import CgroupResolver, VarLogPods, classify_cgroup_path
 from noisy_neighbor.testing import periodic_sleeper
 
 CID = "200cc329c4c0857930a381b3efe07499cb5efd3a5fdb58753e48cc32d00da9bd"

@@ -140,7 +140,7 @@ def test_unprivileged_start_gives_the_permission_error() -> None:
 def test_misuse_gets_clear_errors() -> None:
     with pytest.raises(ValueError, match="unknown method"):
         nn.RunqProbe(method="kprobe")
-    with pytest.raises(nn.ProbeStateError, match="never started"):
+    with pytest.raises(nn.ProbeStateError, match="not started"):
         nn.RunqProbe().histograms()
     with pytest.raises(nn.CgroupNotFoundError, match="no cgroup"):
         nn.RunqProbe(cgroups=["/no/such/cgroup"]).start()

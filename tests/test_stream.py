@@ -143,10 +143,11 @@ import json, os, sys, noisy_neighbor as nn
 threads_before = len(os.listdir("/proc/self/task"))  # numpy's BLAS pool included
 with nn.RunqProbe(stream=True, batch_ms=20) as probe:
     print("streaming", flush=True)
-    batches = sum(1 for _ in probe.batches())
+    sizes = [len(batch) for batch in probe.batches()]
     running = probe.running
 threads_after = len(os.listdir("/proc/self/task"))
-print(json.dumps({"batches": batches, "running": running,
+print(json.dumps({"batches": len(sizes), "received": sum(sizes), "running": running,
+                  "stats": probe.stats(),
                   "new_threads": threads_after - threads_before}), flush=True)
 """
 
@@ -168,6 +169,10 @@ def test_ctrl_c_ends_the_loop_detaches_and_leaves_no_thread() -> None:
     assert result["batches"] > 0
     assert result["running"] is False
     assert result["new_threads"] == 0  # the drain thread was joined
+    # Nothing batched before or during the stop was lost to the interrupt.
+    stats = result["stats"]
+    assert result["received"] == stats["batched_events"]
+    assert stats["events"] == stats["batched_events"] + stats["dropped_batch_events"]
     listed = subprocess.run(
         ["bpftool", "prog", "show", "--json"], check=True, capture_output=True, text=True
     ).stdout
@@ -197,23 +202,21 @@ def test_stream_options_are_checked() -> None:
         next(probe.batches())
 
 
-def test_a_synthetic_burst_arrives_whole_and_in_order() -> None:
-    # The benchmark's kernel-side source (bench/stream_capacity.py): every event
-    # of a burst bigger than a batch reaches Python once, in order.
+def test_a_burst_bigger_than_a_batch_arrives_whole_and_in_order(burst_object) -> None:
+    # The benchmark's kernel-side source (bench/stream_capacity.py) writes the
+    # probe's own records through the same host: every one reaches Python
+    # once, in order, in batches of the run-queue event's columns.
     count = 200_000
-    core = nn._native.RunqCore(
-        "auto", [0], stream=True, batch_events=65536, pending_batches=64, synthetic=True
-    )
-    try:
-        core.synthetic_burst(count)
+    plugin = nn.Plugin.load(burst_object, batch_events=65536, pending_batches=64)
+    with plugin:
+        plugin.run("burst", np.uint64(count).tobytes())
         parts = []
         while sum(len(p) for p in parts) < count:
-            columns = core.next_batch(5.0)
-            assert columns is not None, "the burst did not arrive"
-            parts.append(columns["latency_ns"])
-    finally:
-        core.stop()
+            batch = plugin.next_batch("events", 5.0)
+            assert batch is not None, "the burst did not arrive"
+            assert batch.fields == list(nn.runq.RUNQ_EVENT_FIELDS)
+            parts.append(batch.latency_ns)
     np.testing.assert_array_equal(np.concatenate(parts), np.arange(count, dtype=np.uint64))
-    stats = core.counters()
-    assert stats["events"] == stats["batched_events"] == count
-    assert stats["waits"] == stats["filtered"]  # real waits were all filtered out
+    stats = plugin.stats()
+    assert stats["batched_events"] == count
+    assert stats["dropped_batch_events"] == plugin.read_global("lost") == 0

@@ -1,28 +1,18 @@
-// Benchmark plugin: writes `count` records shaped like the run-queue probe's
-// `struct runq_event` into a ring buffer, as fast as the kernel can, when run
-// on demand (the reader polls: no wakeups). Measures the host's generic path (BTF-decoded raw records) against
-// the run-queue probe's typed one.
+// Benchmark plugin: writes `count` run-queue events (`struct runq_event`, the
+// probe's own record from src/bpf/runq.h: compile with -I src/bpf) into a ring
+// buffer, as fast as the kernel can, when run on demand (the reader polls: no
+// wakeups). The host drains them exactly as it drains the run-queue probe's
+// stream, so this measures the stream's capacity into Python.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "nn.bpf.h"
-
-struct burst_event {
-	u64 ts_ns;
-	u32 cpu;
-	u32 pid;
-	u32 tgid;
-	u32 prev_pid;
-	u64 cgroup_id;
-	u64 prev_cgroup_id;
-	u64 latency_ns;
-	u8 preempted;
-};
+#include "runq.h"
 
 struct burst_args {
 	u64 count;
 };
 
-NN_RECORD(events, struct burst_event);
+NN_RECORD(events, struct runq_event);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -31,11 +21,9 @@ struct {
 
 u64 lost = 0;
 
-/* The same work per record as the run-queue probe's synthetic source
- * (emit_synthetic in src/bpf/runq.bpf.c), so only user space differs. */
 static long write_one(u64 index, void *ctx)
 {
-	struct burst_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct runq_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
 	if (!e) {
 		__sync_fetch_and_add(&lost, 1);

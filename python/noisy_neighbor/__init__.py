@@ -7,20 +7,26 @@ Find the container next door that makes yours wait::
         time.sleep(5)
         for hist in probe.histograms().values():
             print(hist)
+
+The package is layered, imports running one way: ``views`` (CLI, live view,
+plots, ``%%bpf``) -> ``analysis`` (collections, reports from events, interval
+reports) -> ``runq`` (the run-queue probe and its verdicts) -> ``host`` (any
+BPF object as a plugin) and ``names`` (who a cgroup is) -> the base modules
+(``errors``, ``units``, ``log2``, ``sdk``) -> ``_native``. ``testing`` holds
+cgroups and workloads for experiments, and the pytest plugin.
 """
 
 from __future__ import annotations
 
-from . import plots
 from ._native import __version__
-from .cgroupfs import CgroupTree, find_cgroup2_mount
-from .collection import Collection, collect, load
+from .analysis import Collection, collect, load, report
 from .errors import (
     AttachError,
     BtfUnavailableError,
     CgroupNotFoundError,
     ClangNotFoundError,
     KernelTooOldError,
+    MapAccessError,
     NoisyNeighborError,
     PluginCompileError,
     PluginGlobalError,
@@ -28,16 +34,14 @@ from .errors import (
     PrivilegeError,
     ProbeLoadError,
     ProbeStateError,
+    RingBufferError,
     UnsupportedSectionError,
 )
-from .events import EventBatch
-from .histogram import CgroupHistogram
-from .magic import load_ipython_extension
-from .plugin import Plugin
-from .plugin_maps import Log2Histogram, MapView
-from .probe import RunqProbe
-from .report import NoisyNeighborReport, Thresholds, Verdict, report
-from .resolver import CgroupInfo, CgroupResolver, resolve_cgroup
+from .host import EventBatch, Log2Histogram, MapView, Plugin
+from .names import CgroupInfo, CgroupResolver, CgroupTree, find_cgroup2_mount, resolve_cgroup
+from .runq import CgroupHistogram, NoisyNeighborReport, RunqProbe, Thresholds, Verdict
+from .views import live_view as live
+from .views import load_ipython_extension, plots
 
 __all__ = [
     "AttachError",
@@ -52,6 +56,7 @@ __all__ = [
     "EventBatch",
     "KernelTooOldError",
     "Log2Histogram",
+    "MapAccessError",
     "MapView",
     "NoisyNeighborError",
     "NoisyNeighborReport",
@@ -62,6 +67,7 @@ __all__ = [
     "PrivilegeError",
     "ProbeLoadError",
     "ProbeStateError",
+    "RingBufferError",
     "RunqProbe",
     "Thresholds",
     "UnsupportedSectionError",
@@ -69,6 +75,7 @@ __all__ = [
     "__version__",
     "collect",
     "find_cgroup2_mount",
+    "live",
     "load",
     "load_ipython_extension",
     "plots",

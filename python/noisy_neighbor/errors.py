@@ -9,6 +9,7 @@ __all__ = [
     "CgroupNotFoundError",
     "ClangNotFoundError",
     "KernelTooOldError",
+    "MapAccessError",
     "NoisyNeighborError",
     "PluginCompileError",
     "PluginGlobalError",
@@ -16,6 +17,7 @@ __all__ = [
     "PrivilegeError",
     "ProbeLoadError",
     "ProbeStateError",
+    "RingBufferError",
     "UnsupportedSectionError",
 ]
 
@@ -42,6 +44,15 @@ class ProbeLoadError(NoisyNeighborError):
 
 class AttachError(NoisyNeighborError):
     """A BPF program loaded but could not be attached to its hook."""
+
+
+class MapAccessError(NoisyNeighborError):
+    """The kernel refused to read or write a map, or to run a program on
+    demand; the message quotes its reason."""
+
+
+class RingBufferError(NoisyNeighborError):
+    """Setting up or reading a ring buffer failed."""
 
 
 class ProbeStateError(NoisyNeighborError, RuntimeError):

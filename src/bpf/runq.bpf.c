@@ -27,6 +27,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include "nn.bpf.h"
 #include "core_fixes.bpf.h"
 #include "runq.h"
 
@@ -97,9 +98,15 @@ struct {
 	__type(value, struct runq_cpu_slices);
 } cpu_slices SEC(".maps");
 
-/* Only referenced through sizeof() above, which emits no type information:
- * this puts struct runq_event into BTF, so the skeleton generates its Rust type. */
-struct runq_event *runq_event_btf_anchor __attribute__((unused));
+/* Records of `events` are struct runq_event (only referenced through sizeof(),
+ * which emits no type information): this puts the type into BTF and tells the
+ * host which ring it belongs to. */
+NN_RECORD(events, struct runq_event);
+
+/* Culprit ids that are not cgroups, as globals so that the host reads them
+ * from the object instead of declaring them a second time. */
+const volatile __u64 idle_culprit = RUNQ_IDLE_CULPRIT;
+const volatile __u64 untracked_culprit = RUNQ_UNTRACKED_CULPRIT;
 
 /* Time of the last streamed event per cgroup on this CPU, for the rate limit.
  * LRU, so a host with more cgroups than entries forgets the oldest instead of
@@ -538,35 +545,5 @@ int BPF_PROG(nn_switch_wk, bool preempt, struct task_struct *prev, struct task_s
 	state->enqueued_ns = 0;
 	/* Stamped at wakeup, possibly on another CPU: the split assumes this one. */
 	record_wait(next, prev, wait_ns, wait_ns, now, state->preempted);
-	return 0;
-}
-
-/* --- synthetic burst (benchmark only) ----------------------------------------
- *
- * Writes events into the same ring buffer as fast as the kernel can, when user
- * space runs it with BPF_PROG_TEST_RUN, to measure how many events per second
- * the drain thread and Python take: more than any workload on a small machine
- * makes. Loaded only on request; never attached. */
-
-static long emit_synthetic(__u64 index, void *unused)
-{
-	struct runq_event *event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
-
-	if (!event) {
-		cpu_counters()->dropped_ringbuf++;
-		return 0;
-	}
-	__builtin_memset(event, 0, sizeof(*event));
-	event->ts_ns = bpf_ktime_get_ns();
-	event->latency_ns = index;
-	bpf_ringbuf_submit(event, BPF_RB_NO_WAKEUP);
-	cpu_counters()->events++;
-	return 0;
-}
-
-SEC("syscall")
-int nn_synthetic(struct runq_synthetic_args *args)
-{
-	bpf_loop(args->count, emit_synthetic, NULL, 0);
 	return 0;
 }

@@ -26,18 +26,18 @@ struct runq_hist {
 	char cgroup_name[RUNQ_CGROUP_NAME_LEN];
 };
 
-/* One measured wait, streamed through the `events` ring buffer. */
+/* One measured wait, streamed through the `events` ring buffer. The host
+ * reads this layout from BTF: each field becomes a numpy column of that name. */
 struct runq_event {
 	__u64 ts_ns;          /* bpf_ktime_get_ns() when the wait ended (CLOCK_MONOTONIC) */
-	__u64 cgroup_id;      /* cgroup v2 id of the task that waited */
-	__u64 prev_cgroup_id; /* cgroup v2 id of the task that had the CPU */
-	__u64 latency_ns;     /* the wait */
+	__u32 cpu;            /* the CPU the task got */
 	__u32 pid;            /* thread id of the task that waited */
 	__u32 tgid;           /* its process id */
 	__u32 prev_pid;       /* thread id of the task that had the CPU (0: idle) */
-	__u32 cpu;
-	__u8 preempted;       /* 1: it was preempted while running; 0: woken (or new) */
-	__u8 __pad[7];
+	__u64 cgroup_id;      /* cgroup v2 id of the task that waited */
+	__u64 prev_cgroup_id; /* cgroup v2 id of the task that had the CPU */
+	__u64 latency_ns;     /* the wait */
+	bool preempted;       /* true: it was preempted while running; false: woken (or new) */
 };
 
 /* Culprit of wait time during which the CPU was idle: no one to blame (no
@@ -76,11 +76,6 @@ struct runq_switch_outs {
 	__u64 preempted_same;   /* still runnable; the CPU went to the same cgroup */
 	__u64 preempted_other;  /* ... to another cgroup */
 	__u64 preempted_system; /* ... to a kernel thread, the root cgroup or system.slice */
-};
-
-/* Context of the benchmark-only nn_synthetic program (BPF_PROG_TEST_RUN). */
-struct runq_synthetic_args {
-	__u64 count; /* events to write into the ring buffer */
 };
 
 /* Value of the single-entry per-CPU `counters` array: every loss has its own

@@ -1,0 +1,117 @@
+"""Compiling plugin C source with the host's clang against the package's SDK,
+cached by content: the same source, flags and clang give the same object
+without running clang again."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .. import sdk
+from ..errors import ClangNotFoundError, PluginCompileError
+
+__all__ = ["cache_dir", "compile_file", "compile_source"]
+
+_INSTALL_CLANG = (
+    "install clang (Debian/Ubuntu: apt-get install clang; Fedora: dnf install clang), "
+    "or pass clang='/path/to/clang'"
+)
+
+
+def cache_dir() -> Path:
+    """Where compiled plugins are kept: ``$NN_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/noisy-neighbor/plugins`` (``~/.cache`` by default)."""
+    if os.environ.get("NN_CACHE_DIR"):
+        return Path(os.environ["NN_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "noisy-neighbor" / "plugins"
+
+
+def _find_clang(clang: str | None) -> str:
+    found = shutil.which(clang or os.environ.get("NN_CLANG", "clang"))
+    if not found:
+        raise ClangNotFoundError(
+            f"compiling BPF C needs clang, which was not found: {_INSTALL_CLANG}"
+        )
+    return found
+
+
+def _clang_version(clang: str) -> str:
+    out = subprocess.run([clang, "--version"], capture_output=True, text=True, check=False)
+    return out.stdout.splitlines()[0] if out.stdout else clang
+
+
+def _headers_fingerprint(args: list[str]) -> str:
+    """Name, size and mtime of the headers in each ``-I`` directory (and its
+    ``bpf/`` subdirectory): editing a plugin's own header, or upgrading the
+    SDK, must not reuse an object built against the old one."""
+    entries = []
+    for arg in args:
+        if not arg.startswith("-I"):
+            continue
+        for directory in (Path(arg[2:]), Path(arg[2:]) / "bpf"):
+            for header in sorted(directory.glob("*.h")) if directory.is_dir() else []:
+                stat = header.stat()
+                entries.append(f"{header}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "\n".join(entries)
+
+
+def compile_source(
+    code: str,
+    name: str = "plugin",
+    *,
+    clang: str | None = None,
+    cflags: list[str] | None = None,
+) -> Path:
+    """The path of ``code`` compiled to a BPF object (``<name>.bpf.o`` in the
+    cache). Raises :class:`ClangNotFoundError` without clang and
+    :class:`PluginCompileError` with clang's diagnostics when it fails."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ValueError(f"plugin name {name!r} must be letters, digits, '_', '.' or '-'")
+    compiler = _find_clang(clang)
+    args = [*sdk.clang_args(), *(cflags or [])]
+    digest = hashlib.sha256(
+        "\0".join([code, *args, _clang_version(compiler), _headers_fingerprint(args)]).encode()
+    ).hexdigest()[:16]
+    target = cache_dir() / digest / f"{name}.bpf.o"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source = target.parent / f"{name}.bpf.c"
+    source.write_text(code)
+    # Compile next to the target and rename: a concurrent or interrupted
+    # compile never leaves a half-written object in the cache.
+    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".o", delete=False) as tmp:
+        partial = Path(tmp.name)
+    try:
+        result = subprocess.run(
+            [compiler, *args, "-c", str(source), "-o", str(partial)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise PluginCompileError(
+                f"clang could not compile plugin {name!r}:\n{result.stderr.strip()}"
+            )
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def compile_file(
+    path: str | os.PathLike[str], *, clang: str | None = None, cflags: list[str] | None = None
+) -> Path:
+    """Compiles a ``.bpf.c`` file (its directory on the include path, for its
+    own headers) into the cache; see :func:`compile_source`."""
+    source = Path(path)
+    name = source.name.removesuffix(".c").removesuffix(".bpf")
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "plugin"
+    flags = [f"-I{source.resolve().parent}", *(cflags or [])]
+    return compile_source(source.read_text(), name=name, clang=clang, cflags=flags)

@@ -1,0 +1,77 @@
+"""The one lifecycle of everything that loads programs (a plugin, the
+run-queue probe, the agent to come), written once:
+
+========================  ==================  =====================  ==========================
+call                      before start        while running          after stop
+========================  ==================  =====================  ==========================
+``start()``               loads, attaches     ProbeStateError        loads afresh (zeroed maps)
+``stop()``                nothing             detaches, unloads      nothing
+``close()``               nothing             stops, lets go         lets go of maps, batches
+``with``                  start ... stop      ProbeStateError        start ... stop
+``stats()``, readings     ProbeStateError     live values            final values
+``next_batch()``          ProbeStateError     next batch or None     rest, then None
+``batches()``             ProbeStateError     until stop (Ctrl-C:    the rest, then ends
+                                              stop, then the rest)
+========================  ==================  =====================  ==========================
+
+After ``close()``, readings raise :class:`ProbeStateError` as before start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["Lifecycle", "interrupt_stops"]
+
+
+class Lifecycle:
+    """``with`` support over ``start()``/``stop()``, for every probe."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def interrupt_stops(stop: Callable[[], None]) -> Iterator[None]:
+    """While inside, Ctrl-C calls ``stop`` instead of raising
+    KeyboardInterrupt, so a loop waiting for batches ends by draining what
+    was already made instead of dropping the batch in hand. Only in the main
+    thread, and only over Python's default handler (another handler, such as
+    a test runner's, is left alone)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        stop()
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

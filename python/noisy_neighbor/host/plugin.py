@@ -1,0 +1,366 @@
+"""The probe host: run any CO-RE BPF object as a plugin, with its globals set
+from Python, its maps sized and filled before attach, its programs attached by
+section name, and its outputs found in its BTF: ring buffers as batches of
+numpy columns, maps as dicts and DataFrames, ``slots[]`` maps as log2
+histograms. The run-queue probe is a plugin too (:class:`~noisy_neighbor.RunqProbe`).
+
+    plug = nn.Plugin.load("my.bpf.o", ms=True)     # or Plugin.from_source(...)
+    with plug:
+        for batch in plug.batches("events", timeout=1.0): ...
+        plug.histograms("hists")
+        plug.map("counts").to_pandas()
+
+Every plugin keeps one lifecycle (see "Lifecycle" in the README): ``start``,
+``stop``, ``close``, ``with``, ``stats``, ``next_batch`` and ``batches``
+behave the same for a plugin and for the run-queue probe.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from .. import _native
+from ..errors import PluginGlobalError, PluginObjectError, ProbeStateError
+from .batches import EventBatch
+from .layout import RecordDecoder, decode, pack_global, pack_value
+from .lifecycle import Lifecycle, interrupt_stops
+from .maps import Log2Histogram, MapView, is_histogram_layout, row_value
+from .render import plugin_html
+
+__all__ = ["Plugin"]
+
+#: Counters of ``stats()`` that say a record was lost or not decoded.
+LOSS_COUNTERS = ("dropped_batch_events", "malformed_records", "undecoded_records", "ring_errors")
+
+
+class Plugin(Lifecycle):
+    """A BPF object, inspected and ready to run; ``start()`` (or ``with``)
+    loads and attaches it, ``stop()`` detaches. Maps stay readable after stop.
+
+    Create it with :meth:`load` or :meth:`from_source`. ``source`` is a path
+    to a ``.bpf.o`` file or the object's bytes (named ``name``).
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str] | bytes,
+        *,
+        name: str | None = None,
+        programs: list[str] | None = None,
+        records: dict[str, str] | None = None,
+        rings: list[str] | None = None,
+        batch_events: int = 65536,
+        batch_ms: float = 100.0,
+        pending_batches: int = 16,
+        perf_hz: int = 99,
+        max_entries: dict[str, int] | None = None,
+        map_entries: Mapping[str, Mapping[Any, Any]] | None = None,
+        **globals: Any,
+    ) -> None:
+        if isinstance(source, bytes):
+            self.path = Path(name or "plugin")
+            self._source: str | bytes = source
+        else:
+            self.path = Path(source)
+            if not self.path.is_file():
+                what = "is a directory" if self.path.is_dir() else "does not exist"
+                raise PluginObjectError(f"{self.path} {what}: pass the path of a .bpf.o file")
+            self._source = str(self.path)
+        self._name = name
+        self.info = _native.inspect_object(self._source, records, name)
+        self.programs = {p.name: p for p in self.info.programs}
+        self.maps = {m.name: m for m in self.info.maps}
+        self.globals = {g.name: g for g in self.info.globals}
+        self._selected = programs
+        self._streamed = self._check_rings(rings)
+        unknown = sorted(set(max_entries or {}) - set(self.maps))
+        if unknown:
+            raise PluginObjectError(
+                f"max_entries names maps {unknown} that {self.path.name} does not have "
+                f"(its maps: {', '.join(self.maps)})"
+            )
+        self._initial_entries = self._pack_entries(map_entries or {})
+        self._core: _native.HostCore | None = None
+        self._patches: dict[str, tuple[str, int, bytes]] = {}
+        self.global_values: dict[str, Any] = {}
+        self.set(**globals)
+        self._decoders = {
+            ring: RecordDecoder(layout)
+            for ring in self._streamed
+            if (layout := self.maps[ring].record) is not None
+        }
+        self._options: dict[str, Any] = dict(
+            batch_events=batch_events,
+            batch_ms=batch_ms,
+            pending_batches=pending_batches,
+            perf_hz=perf_hz,
+            max_entries=list((max_entries or {}).items()),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | bytes, **options: Any) -> Plugin:
+        """A plugin from a compiled object. Keyword arguments that are not
+        options (``programs``, ``records``, ``rings``: the ring buffers to
+        stream, all by default; ``batch_events``, ``batch_ms``,
+        ``pending_batches``, ``perf_hz``, ``max_entries``: map capacities by
+        name, bytes for ring buffers; ``map_entries``: ``{map: {key: value}}``
+        written before attach) set the object's globals by name."""
+        return cls(path, **options)
+
+    @classmethod
+    def from_source(
+        cls,
+        code: str,
+        name: str = "plugin",
+        *,
+        clang: str | None = None,
+        cflags: list[str] | None = None,
+        **options: Any,
+    ) -> Plugin:
+        """Compiles C source with clang against the package's SDK (cached by
+        content) and loads it; ``options`` as for :meth:`load`."""
+        from .compile import compile_source
+
+        obj = compile_source(code, name=name, clang=clang, cflags=cflags)
+        return cls(obj, **options)
+
+    # -- configuration before start ---------------------------------------------
+
+    def set(self, **globals: Any) -> Plugin:
+        """Sets globals by name before start; each value is checked against the
+        variable's BTF type (:class:`PluginGlobalError` says what fits)."""
+        if self.running:
+            raise ProbeStateError("globals are read at load: stop() the plugin before set()")
+        for name, value in globals.items():
+            hint = f"; declare it as `const volatile <type> {name} = ...;`"
+            info = self._global(name, hint)
+            self._patches[name] = (info.section, info.offset, pack_global(name, info.layout, value))
+            self.global_values[name] = value
+        return self
+
+    def _global(self, name: str, hint: str = "") -> _native.GlobalInfo:
+        info = self.globals.get(name)
+        if info is None:
+            known = ", ".join(sorted(self.globals)) or "none"
+            raise PluginGlobalError(
+                f"{self.path.name} has no global {name!r} (its globals: {known}){hint}"
+            )
+        return info
+
+    def _check_rings(self, rings: list[str] | None) -> list[str]:
+        if rings is None:
+            return self.ring_buffers
+        for ring in rings:
+            self._ring(ring, self.ring_buffers)
+        return list(rings)
+
+    def _pack_entries(
+        self, entries: Mapping[str, Mapping[Any, Any]]
+    ) -> list[tuple[str, bytes, bytes]]:
+        packed = []
+        for map_name, items in entries.items():
+            info = self.maps.get(map_name)
+            if info is None or info.key is None or info.value is None:
+                raise PluginObjectError(
+                    f"map_entries names {map_name!r}, which is not a map of {self.path.name} "
+                    f"with BTF key and value types (its maps: {', '.join(self.maps)})"
+                )
+            for key, value in items.items():
+                what = f"a key of map {map_name!r}"
+                packed.append(
+                    (
+                        map_name,
+                        pack_value(what, info.key, key, PluginObjectError),
+                        pack_value(
+                            f"a value of map {map_name!r}", info.value, value, PluginObjectError
+                        ),
+                    )
+                )
+        return packed
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    @property
+    def ring_buffers(self) -> list[str]:
+        return [name for name, info in self.maps.items() if info.ring_buffer]
+
+    def start(self) -> Plugin:
+        """Loads and attaches the programs. Errors name the cause: the
+        verifier's log tail, an unsupported section, missing privileges.
+        Raises :class:`ProbeStateError` if it is already running; after
+        ``stop()`` it starts afresh (maps and counters from zero)."""
+        if self.running:
+            raise ProbeStateError(f"{self.path.name} is already running; stop() it first")
+        rings = [
+            (ring, layout.size if (layout := self.maps[ring].record) else None)
+            for ring in self._streamed
+        ]
+        self._core = _native.HostCore(
+            self._source,
+            name=self._name,
+            patches=list(self._patches.values()),
+            programs=self._selected,
+            rings=rings,
+            initial_entries=self._initial_entries,
+            **self._options,
+        )
+        return self
+
+    def stop(self) -> None:
+        """Detaches and unloads; waits until the kernel has freed the programs.
+        Maps, counters and batches already made stay readable. Does nothing
+        if not running."""
+        if self._core is not None:
+            self._core.stop()
+
+    def close(self) -> None:
+        """Stops, and lets go of the maps and the batches not taken: readings
+        raise :class:`ProbeStateError` until the next ``start()``."""
+        self.stop()
+        self._core = None
+
+    @property
+    def running(self) -> bool:
+        return self._core is not None and self._core.running
+
+    def _started(self) -> _native.HostCore:
+        if self._core is None:
+            raise ProbeStateError(
+                f"{self.path.name} is not started (or was closed): call start() or use `with`"
+            )
+        return self._core
+
+    def stats(self, ring: str | None = None) -> dict[str, int]:
+        """What happened to streamed records in user space, summed over the
+        streamed ring buffers (or of ``ring`` only): ``batches`` and
+        ``batched_events`` handed to Python, ``dropped_batches`` and
+        ``dropped_batch_events`` (Python was not keeping up),
+        ``malformed_records``, ``undecoded_records`` (record type unknown),
+        ``ring_errors``. Once stopped, every record the rings delivered is in
+        ``batched_events + dropped_batch_events + malformed_records +
+        undecoded_records``."""
+        per_ring = dict(self._started().counters())
+        if ring is not None:
+            per_ring = {ring: per_ring[self._ring(ring, list(per_ring))]}
+        totals = dict.fromkeys(_native.RingStats.NAMES, 0)
+        for counters in per_ring.values():
+            for name, value in counters.to_dict():
+                totals[name] += value
+        return totals
+
+    # -- outputs ------------------------------------------------------------------
+
+    def _ring(self, map_name: str | None, rings: list[str] | None = None) -> str:
+        rings = self._streamed if rings is None else rings
+        if map_name is None:
+            if len(rings) != 1:
+                raise PluginObjectError(
+                    f"name the ring buffer: this plugin streams {rings or 'none'}"
+                )
+            return rings[0]
+        if map_name not in rings:
+            raise PluginObjectError(
+                f"{map_name!r} is not a streamed ring buffer of {self.path.name}; "
+                f"its streamed ring buffers: {rings}"
+            )
+        return map_name
+
+    def next_batch(
+        self, map_name: str | None = None, timeout: float | None = None
+    ) -> EventBatch | None:
+        """The next batch of records of a ring buffer, as columns named after
+        the record's fields; None on timeout or once the ring has finished."""
+        ring = self._ring(map_name)
+        decoder = self._decoders.get(ring)
+        if decoder is None:
+            raise PluginObjectError(
+                f"the record type of ring buffer {ring!r} is unknown, so its records are "
+                f"counted, not decoded: declare NN_RECORD({ring}, struct <type>) from nn.bpf.h, "
+                f"or pass records={{{ring!r}: '<struct name>'}}"
+            )
+        raw = self._started().next_batch(ring, timeout)
+        if raw is None:
+            return None
+        return EventBatch(decoder(raw))
+
+    def batches(
+        self, map_name: str | None = None, timeout: float | None = None
+    ) -> Iterator[EventBatch]:
+        """Yields batches of a ring buffer until the plugin stops (then the
+        batches made before the stop) or, with ``timeout``, until none arrives
+        for that many seconds. Ctrl-C stops the plugin, yields every batch
+        already made, and ends the loop: nothing is lost. Waiting releases
+        the GIL."""
+        ring = self._ring(map_name)
+        core = self._started()
+        while True:
+            with interrupt_stops(self.stop):
+                batch = self.next_batch(ring, None if not self.running else timeout)
+            if batch is not None:
+                yield batch
+            elif core.ring_finished(ring) or (timeout is not None and self.running):
+                return
+
+    def map(self, name: str) -> MapView:
+        """A snapshot of map ``name``, decoded by its BTF types."""
+        if name not in self.maps:
+            raise PluginObjectError(
+                f"{self.path.name} has no map {name!r}; its maps: {', '.join(self.maps)}"
+            )
+        entries = self._started().read_map(name)
+        return MapView(
+            name, self.maps[name], entries.keys, entries.values, entries.count, entries.cpus
+        )
+
+    @property
+    def histogram_maps(self) -> list[str]:
+        """Maps whose value type holds a ``slots[]`` integer array."""
+        return [name for name, info in self.maps.items() if is_histogram_layout(info.value)]
+
+    def histograms(self, name: str | None = None) -> dict[Any, Log2Histogram]:
+        """The log2 histograms of map ``name`` (the only histogram map if not
+        given), by key."""
+        if name is None:
+            candidates = self.histogram_maps
+            if len(candidates) != 1:
+                raise PluginObjectError(
+                    f"name the histogram map: this plugin has {candidates or 'none'}"
+                )
+            name = candidates[0]
+        return self.map(name).histograms()
+
+    def read_global(self, name: str) -> Any:
+        """The value global ``name`` holds now (a counter in ``.bss``, say),
+        read from the kernel's copy; arrays come back as lists."""
+        info = self._global(name)
+        section = self._started().read_section(info.section)
+        raw = section[info.offset : info.offset + info.layout.size]
+        return row_value(decode(raw, info.layout, "value"), 0)
+
+    def initial_value(self, name: str) -> Any:
+        """The value global ``name`` has in the object file (before any
+        ``set()``), decoded by its type."""
+        info = self._global(name)
+        if info.initial is None:
+            raise PluginGlobalError(f"the object file holds no value of global {name!r}")
+        raw = memoryview(info.initial).cast("B")
+        import numpy as np
+
+        return row_value(decode(np.frombuffer(raw, dtype=np.uint8), info.layout, "value"), 0)
+
+    def run(self, program: str, ctx: bytes = b"") -> int:
+        """Runs the ``SEC("syscall")`` program ``program`` once (the kernel's
+        BPF_PROG_TEST_RUN), with ``ctx`` as its context struct; returns its
+        return value. Such programs load with the others and attach nowhere."""
+        return self._started().run_program(program, bytes(ctx))
+
+    def _repr_html_(self) -> str:
+        return plugin_html(self)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        programs = ", ".join(f"{p.name} ({p.section})" for p in self.programs.values())
+        return f"<Plugin {self.path.name} {state}: {programs}>"

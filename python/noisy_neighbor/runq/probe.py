@@ -1,0 +1,349 @@
+"""The run-queue latency probe as analysts use it: a context manager that loads
+the BPF probe on enter and unloads it on exit, and hands back per-cgroup
+histograms with their cgroup paths.
+
+It is the probe host's first plugin: the embedded object is loaded through
+:class:`~noisy_neighbor.host.plugin.Plugin`, with ``method`` choosing its
+programs, the options as its globals and map sizes, and ``cgroups`` as the
+initial entries of its filter map. Its lifecycle is the plugin's."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .. import _native
+from ..checks import check_int
+from ..errors import ProbeStateError
+from ..host.batches import EventBatch
+from ..host.lifecycle import Lifecycle
+from ..host.plugin import Plugin
+from ..names.cgroupfs import CgroupTree
+from ..names.resolver import CgroupResolver
+from . import wire
+from .histogram import CgroupHistogram
+from .throttling import ThrottleBaseline
+from .verdicts import NoisyNeighborReport, Thresholds, from_histograms
+from .wire import Blame, SwitchOuts
+
+__all__ = ["METHODS", "RunqProbe"]
+
+#: Ways of measuring a wait; see ``src/bpf/runq.bpf.c``.
+METHODS = ("auto", "sched_info", "wakeup")
+#: Largest max_cgroups: the kernel preallocates each map entry (about 1 KiB
+#: per cgroup across the maps), so this bounds the probe near 1 GiB.
+MAX_CGROUPS = 1 << 20
+#: Largest batch_events: a batch is one buffer of that many 56-byte records.
+MAX_BATCH_EVENTS = 1 << 24
+
+
+class RunqProbe(Lifecycle):
+    """Per-cgroup CPU run-queue latency, measured in the kernel.
+
+    >>> with RunqProbe() as probe:          # doctest: +SKIP
+    ...     time.sleep(5)
+    ...     hists = probe.histograms()      # {cgroup_id: CgroupHistogram}
+
+    Args:
+        method: ``"sched_info"`` reads the kernel's own enqueue stamps (exact,
+            same meaning as /proc/<pid>/schedstat); ``"wakeup"`` times wakeups
+            itself (for kernels without CONFIG_SCHED_INFO); ``"auto"`` picks the
+            first the kernel supports.
+        cgroups: only record waits of tasks in these cgroups (paths relative to
+            the cgroup2 mount, or ids) and of the cgroups below them that exist
+            when the probe starts. The filter tests the task that waited.
+        max_cgroups: capacity of the kernel's per-cgroup map; waits of cgroups
+            beyond it are counted in ``stats()["failed_updates"]`` (1 to 2**20).
+        stream: also stream one event per wait (see :meth:`batches`); the
+            histograms keep counting every wait either way.
+        ring_buffer_bytes: size of the kernel's event ring buffer (a power of
+            two from 4096 to 2**30). Records that find it full are counted in
+            ``stats()["dropped_ringbuf"]``.
+        batch_events, batch_ms: a batch is shipped to Python when it holds
+            ``batch_events`` events or its first event is ``batch_ms`` old.
+        rate_limit_ns: stream at most one event per cgroup per CPU per this
+            many ns (Netflix's sampling); skipped events are counted in
+            ``stats()["rate_limited"]``. None: every event.
+        pending_batches: batches kept waiting for a slow reader before new
+            ones are dropped (counted in ``stats()["dropped_batches"]``).
+        attribution: also split each cgroup's waits by the cgroup that had the
+            CPU and count switch-outs by cause, for :meth:`report`.
+    """
+
+    def __init__(
+        self,
+        *,
+        method: str = "auto",
+        cgroups: Iterable[str | int] | None = None,
+        max_cgroups: int = 10240,
+        stream: bool = False,
+        ring_buffer_bytes: int = 16 << 20,
+        batch_events: int = 65536,
+        batch_ms: float = 100.0,
+        rate_limit_ns: int | None = None,
+        pending_batches: int = 16,
+        attribution: bool = False,
+    ) -> None:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+        self.requested_method = method
+        self.max_cgroups = check_int("max_cgroups", max_cgroups, 1, MAX_CGROUPS)
+        ring_buffer_bytes = check_int("ring_buffer_bytes", ring_buffer_bytes, 4096, 1 << 30)
+        if ring_buffer_bytes & (ring_buffer_bytes - 1):
+            raise ValueError(
+                f"ring_buffer_bytes must be a power of two, got {ring_buffer_bytes} (e.g. 16 << 20)"
+            )
+        if rate_limit_ns is not None:
+            check_int("rate_limit_ns", rate_limit_ns, 1, 2**64 - 1)
+        self.stream = bool(stream)
+        self.attribution = bool(attribution)
+        self._batch_events = check_int("batch_events", batch_events, 1, MAX_BATCH_EVENTS)
+        self._batch_ms = batch_ms  # its range is checked where batches are made
+        self._pending_batches = check_int("pending_batches", pending_batches, 1, 1 << 16)
+        self._ring_buffer_bytes = ring_buffer_bytes
+        self._rate_limit_ns = rate_limit_ns or 0
+        if isinstance(cgroups, (str, bytes)):
+            raise TypeError(
+                f"cgroups takes a list of paths or ids, got the string {cgroups!r}: "
+                f"write cgroups=[{cgroups!r}]"
+            )
+        self._cgroups = None if cgroups is None else list(cgroups)
+        if self._cgroups == []:
+            raise ValueError("cgroups=[] would measure nothing: pass None for every cgroup")
+        self._throttle_baseline: ThrottleBaseline | None = None
+        self._started_at: float | None = None
+        self._stopped_at: float | None = None
+        self._method: str | None = None
+        self._tree: CgroupTree | None = None
+        self._resolver: CgroupResolver | None = None
+        self._plugin: Plugin | None = None
+
+    # -- lifecycle (the plugin's: see Plugin) ------------------------------------
+
+    def start(self) -> RunqProbe:
+        """Loads and attaches the probe. Raises a :class:`NoisyNeighborError`
+        subclass that says what to do when that is not possible, and
+        :class:`ProbeStateError` if it is already running."""
+        if self.running:
+            raise ProbeStateError("the probe is already running; stop() it first")
+        plan = _native.runq_plan(self.requested_method)
+        self._tree = CgroupTree()
+        self._resolver = CgroupResolver(self._tree)
+        cgroup_ids = None if self._cgroups is None else self._filter_ids(self._cgroups)
+        system_slice_id = 0
+        if self.attribution:
+            self._tree.rescan()
+            paths = self._tree.known_paths()
+            system_slice_id = next((i for i, p in paths.items() if p == "/system.slice"), 0)
+            self._throttle_baseline = ThrottleBaseline(paths, self._tree.mount)
+        max_entries = {
+            "runq_hists": self.max_cgroups,
+            "last_event_ns": self.max_cgroups,
+            "runq_blame": 4 * self.max_cgroups,  # a few culprits per cgroup
+            "switch_outs": self.max_cgroups,
+            "cgroup_filter": max(1, len(cgroup_ids or ())),
+        }
+        if self.stream:
+            max_entries[wire.EVENTS_RING] = self._ring_buffer_bytes
+        plugin = Plugin(
+            wire.OBJECT,
+            name=wire.OBJECT_NAME,
+            programs=plan.programs,
+            rings=[wire.EVENTS_RING] if self.stream else [],
+            max_entries=max_entries,
+            map_entries={"cgroup_filter": dict.fromkeys(cgroup_ids, 1)} if cgroup_ids else None,
+            filter_cgroups=cgroup_ids is not None,
+            stream_events=self.stream,
+            rate_limit_ns=self._rate_limit_ns,
+            # Wake the reader once a quarter of the ring holds unread data:
+            # early enough that a burst never fills it between two polls.
+            wakeup_bytes=self._ring_buffer_bytes // 4,
+            attribute_waits=self.attribution,
+            system_slice_id=system_slice_id,
+            batch_events=self._batch_events,
+            batch_ms=self._batch_ms,
+            pending_batches=self._pending_batches,
+        )
+        self._plugin = plugin.start()
+        self._method = plan.method
+        self._started_at = time.monotonic()
+        self._stopped_at = None
+        return self
+
+    def stop(self) -> None:
+        """Detaches and unloads the probe. Readings and batches already made
+        stay available. Does nothing if not running."""
+        if self.running:
+            assert self._plugin is not None
+            self._plugin.stop()
+            self._stopped_at = time.monotonic()
+
+    def close(self) -> None:
+        """Stops, and lets go of the maps and pending batches: readings raise
+        :class:`ProbeStateError` until the next ``start()``."""
+        self.stop()
+        if self._plugin is not None:
+            self._plugin.close()
+        self._plugin = None
+
+    @property
+    def running(self) -> bool:
+        return self._plugin is not None and self._plugin.running
+
+    @property
+    def method(self) -> str:
+        """The method in use once started (``"sched_info"`` or ``"wakeup"``)."""
+        return self._method or self.requested_method
+
+    def _started(self) -> Plugin:
+        if self._plugin is None:
+            raise ProbeStateError(
+                "the probe is not started (or was closed): use `with RunqProbe() as p:`"
+            )
+        return self._plugin
+
+    # -- readings ----------------------------------------------------------------
+
+    def histograms(self) -> dict[int, CgroupHistogram]:
+        """Every cgroup's histogram since start, keyed by cgroup id."""
+        view = self._started().map("runq_hists")
+        assert self._tree is not None and self._resolver is not None
+        ids, values = view.keys, view.values
+        hists = {}
+        for i in range(len(view)):
+            cgroup_id = int(ids["key"][i])
+            cgroup_name = str(values["cgroup_name"][i])
+            hists[cgroup_id] = CgroupHistogram(
+                cgroup_id=cgroup_id,
+                slots=values["slots"][i].astype(np.uint64),
+                count=int(values["count"][i]),
+                total_ns=int(values["total_ns"][i]),
+                max_ns=int(values["max_ns"][i]),
+                comm=str(values["comm"][i]),
+                cgroup_name=cgroup_name,
+                cgroup_path=self._tree.path(cgroup_id),
+                info=self._resolver.resolve(cgroup_id, name_hint=cgroup_name),
+            )
+        return hists
+
+    def next_batch(self, timeout: float | None = None) -> EventBatch | None:
+        """The next batch of events; None on timeout or once the stream has
+        finished. Needs ``stream=True``."""
+        return self._stream().next_batch(wire.EVENTS_RING, timeout)
+
+    def batches(self, timeout: float | None = None) -> Iterator[EventBatch]:
+        """Yields batches of events until the probe stops (then every batch
+        made before the stop is still yielded). With ``timeout``, also ends when
+        no batch arrives for that many seconds. Ctrl-C stops the probe, yields
+        what was already batched, and ends the loop. Waiting releases the GIL."""
+        return self._stream().batches(wire.EVENTS_RING, timeout)
+
+    def _stream(self) -> Plugin:
+        plugin = self._started()
+        if not self.stream:
+            raise ProbeStateError("this probe does not stream: create it with stream=True")
+        return plugin
+
+    def latency(self, cgroup: Any) -> CgroupHistogram:
+        """The histogram so far of one cgroup, given as an object with an ``id``
+        (a :class:`~noisy_neighbor.testing.TestCgroup`), an id, or a path. A
+        cgroup that never waited gets an empty histogram (percentiles NaN)."""
+        self._started()  # raises if never started
+        assert self._tree is not None and self._resolver is not None
+        if isinstance(cgroup, str):
+            cgroup_id = self._tree.id_of(cgroup)
+        else:
+            cgroup_id = int(getattr(cgroup, "id", cgroup))
+        hist = self.histograms().get(cgroup_id)
+        if hist is not None:
+            return hist
+        return CgroupHistogram(
+            cgroup_id=cgroup_id,
+            slots=np.zeros(wire.HIST_SLOTS, dtype=np.uint64),
+            count=0,
+            total_ns=0,
+            max_ns=0,
+            cgroup_path=self._tree.path(cgroup_id),
+            info=self._resolver.resolve(cgroup_id),
+        )
+
+    def _attribution(self) -> Plugin:
+        plugin = self._started()
+        if not self.attribution:
+            raise ProbeStateError(
+                "this probe does not attribute waits: create it with attribution=True"
+            )
+        return plugin
+
+    def blame(self) -> list[Blame]:
+        """Attribution so far: each cgroup's waits split by the culprit cgroup
+        that had the CPU (:data:`~noisy_neighbor.runq.wire.IDLE`: the CPU was
+        idle; :data:`~noisy_neighbor.runq.wire.UNTRACKED`: not split). Needs
+        ``attribution=True``."""
+        return wire.blame_rows(self._attribution().map("runq_blame"))
+
+    def switch_outs(self) -> list[SwitchOuts]:
+        """Switch-outs so far, per cgroup, by cause. Needs ``attribution=True``."""
+        return wire.switch_out_rows(self._attribution().map("switch_outs"))
+
+    @property
+    def cgroup_tree(self) -> CgroupTree:
+        """The id-to-path map this probe names cgroups with."""
+        if self._tree is None:
+            raise ProbeStateError("the probe was never started: use `with RunqProbe() as p:`")
+        return self._tree
+
+    def report(self, thresholds: Thresholds | None = None) -> NoisyNeighborReport:
+        """Who made whom wait so far, with a verdict per cgroup (needs
+        ``attribution=True``); see :mod:`noisy_neighbor.runq.verdicts` for the rules."""
+        self._attribution()
+        assert self._throttle_baseline is not None and self._started_at is not None
+        end = self._stopped_at or time.monotonic()
+        return from_histograms(
+            self.histograms(),
+            self.blame(),
+            self.switch_outs(),
+            self._throttle_baseline.since_start,
+            window_s=end - self._started_at,
+            thresholds=thresholds,
+        )
+
+    def stats(self) -> dict[str, int]:
+        """Counters of everything measured and everything lost.
+
+        Kernel side (summed over CPUs): ``switches`` seen, ``waits`` measured,
+        waits ``filtered`` out, ``failed_updates`` (a map was full),
+        ``failed_task_storage`` (per-task state could not be created),
+        ``events`` streamed, ``dropped_ringbuf`` (ring buffer full),
+        ``rate_limited``, ``failed_attribution``. User side, as for every
+        plugin: ``batches`` and ``batched_events`` handed to Python,
+        ``dropped_batches`` and ``dropped_batch_events`` (Python was not
+        keeping up), ``malformed_records``, ``undecoded_records``, ``ring_errors``.
+
+        Every streamed wait is accounted for: ``events + dropped_ringbuf +
+        rate_limited == waits - filtered`` while streaming, and ``events ==
+        batched_events + dropped_batch_events`` once the probe has stopped.
+        """
+        plugin = self._started()
+        counters = plugin.map("counters")
+        kernel = {name: int(counters.values[name].sum()) for name in wire.COUNTER_NAMES}
+        return {**kernel, **plugin.stats()}
+
+    def _filter_ids(self, cgroups: list[str | int]) -> list[int]:
+        assert self._tree is not None
+        ids: list[int] = []
+        for cgroup in cgroups:
+            if isinstance(cgroup, bool) or not isinstance(cgroup, (int, str)):
+                raise TypeError(f"cgroups takes paths (str) or ids (int), got {cgroup!r}")
+            if isinstance(cgroup, int):
+                ids.append(check_int("a cgroup id", cgroup, 1, 2**64 - 1))
+            else:
+                ids.extend(self._tree.subtree_ids(cgroup))
+        return sorted(set(ids))
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<RunqProbe method={self.method!r} {state}>"

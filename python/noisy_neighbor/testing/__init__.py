@@ -1,0 +1,35 @@
+"""Real cgroups and workloads for experiments and tests: :class:`TestCgroup`
+(create a cgroup, run pinned workloads in it, freeze it, remove it), workload
+commands (:data:`CPU_HOG`, :func:`periodic_sleeper`, :func:`ping_pong`), the
+kernel's own per-task accounting (:func:`read_schedstat`), probe-vs-kernel
+windows (:func:`measure_window`) and :func:`remove_leftover_cgroups`. The
+pytest plugin (fixtures and the ``needs_bpf`` marker) is
+:mod:`noisy_neighbor.testing.pytest_plugin`, loaded by pytest, not imported
+here. Builds on ``runq`` and ``names``.
+"""
+
+from __future__ import annotations
+
+from .workloads import (
+    CPU_HOG,
+    Schedstat,
+    TestCgroup,
+    Window,
+    measure_window,
+    periodic_sleeper,
+    ping_pong,
+    read_schedstat,
+    remove_leftover_cgroups,
+)
+
+__all__ = [
+    "CPU_HOG",
+    "Schedstat",
+    "TestCgroup",
+    "Window",
+    "measure_window",
+    "periodic_sleeper",
+    "ping_pong",
+    "read_schedstat",
+    "remove_leftover_cgroups",
+]

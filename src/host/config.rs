@@ -1,0 +1,72 @@
+//! What the host is asked to run: an object (a file, or bytes such as the
+//! embedded run-queue probe), the globals to write before load, the programs
+//! to load, map sizes, map entries to fill before attach, and how to batch
+//! each ring buffer's records.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::stream::batch::BatchPolicy;
+
+/// Where the BPF object comes from.
+#[derive(Debug, Clone)]
+pub enum ObjectSource {
+    File(PathBuf),
+    /// An object in memory; `name` prefixes libbpf's names of its data
+    /// sections (`runq.rodata`).
+    Memory {
+        name: String,
+        bytes: Arc<Vec<u8>>,
+    },
+}
+
+impl ObjectSource {
+    /// How messages name the object.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::File(path) => path.display().to_string(),
+            Self::Memory { name, .. } => format!("the {name} object"),
+        }
+    }
+}
+
+/// Bytes written into a data section before load (a global set from Python).
+#[derive(Debug, Clone)]
+pub struct GlobalPatch {
+    pub section: String,
+    pub offset: usize,
+    pub bytes: Vec<u8>,
+}
+
+/// A ring buffer to drain, and the size of its records when known (records
+/// of unknown type are consumed and counted, not decoded).
+#[derive(Debug, Clone)]
+pub struct RingSpec {
+    pub map: String,
+    pub record_size: Option<usize>,
+}
+
+/// An entry written into a map after load and before attach, so the programs
+/// see it from their first run (the run-queue probe's cgroup filter, say).
+#[derive(Debug, Clone)]
+pub struct MapEntry {
+    pub map: String,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub source: ObjectSource,
+    pub patches: Vec<GlobalPatch>,
+    /// Load only these programs (all when None).
+    pub programs: Option<Vec<String>>,
+    pub rings: Vec<RingSpec>,
+    pub policy: BatchPolicy,
+    pub pending_batches: usize,
+    /// Sampling frequency of `perf_event` programs.
+    pub perf_hz: u64,
+    /// New capacities of maps by name (bytes for ring buffers).
+    pub max_entries: Vec<(String, u32)>,
+    pub initial_entries: Vec<MapEntry>,
+}

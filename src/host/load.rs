@@ -1,0 +1,135 @@
+//! Opening, configuring and loading an object, and filling its maps before
+//! anything is attached: the steps between `open` and `attach` that every
+//! plugin (the run-queue probe included) goes through.
+
+use libbpf_rs::MapCore as _;
+use libbpf_rs::MapFlags;
+use libbpf_rs::Object;
+use libbpf_rs::OpenObject;
+
+use crate::errors::HostError;
+use crate::host::config::GlobalPatch;
+use crate::host::config::HostConfig;
+use crate::host::config::MapEntry;
+use crate::host::object::is_internal;
+use crate::host::object::open_object;
+use crate::host::sections::classify_section;
+use crate::host::sections::Attach;
+use crate::sys::libbpf_log;
+
+/// Opens, configures and loads the object, and fills the maps named in
+/// `config.initial_entries` (nothing is attached yet).
+pub fn load(config: &HostConfig) -> Result<Object, HostError> {
+    let mut open = open_object(&config.source)?;
+    choose_programs(&mut open, config)?;
+    apply_patches(&mut open, &config.patches)?;
+    resize_maps(&mut open, &config.max_entries)?;
+    let what = config.source.describe();
+    let object = open
+        .load()
+        .map_err(|err| libbpf_log::load_error(&err, &what))?;
+    fill_maps(&object, &config.initial_entries)?;
+    Ok(object)
+}
+
+/// Sets autoload from `config.programs` and checks every loaded program can
+/// be attached.
+fn choose_programs(open: &mut OpenObject, config: &HostConfig) -> Result<(), HostError> {
+    let names = open
+        .progs()
+        .map(|p| p.name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    if let Some(wanted) = &config.programs {
+        if let Some(missing) = wanted.iter().find(|w| !names.contains(w)) {
+            return Err(HostError::Object(format!(
+                "the object has no program named {missing:?}; its programs are: {}",
+                names.join(", ")
+            )));
+        }
+    }
+    for mut prog in open.progs_mut() {
+        let name = prog.name().to_string_lossy().into_owned();
+        let load = config.programs.as_ref().is_none_or(|w| w.contains(&name));
+        prog.set_autoload(load);
+        let section = prog.section().to_string_lossy().into_owned();
+        if let (true, Attach::Unsupported(why)) = (load, classify_section(&section)) {
+            return Err(HostError::Section(format!("program {name:?}: {why}")));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the globals set from Python into the data sections' initial values.
+fn apply_patches(open: &mut OpenObject, patches: &[GlobalPatch]) -> Result<(), HostError> {
+    for patch in patches {
+        let mut map = open
+            .maps_mut()
+            .find(|map| is_internal(map) && map.name().to_string_lossy().ends_with(&patch.section))
+            .ok_or_else(|| {
+                HostError::Object(format!("the object has no data section {}", patch.section))
+            })?;
+        let data = map.initial_value_mut().ok_or_else(|| {
+            HostError::Object(format!("section {} has no initial value", patch.section))
+        })?;
+        let size = data.len();
+        let end = patch.offset.saturating_add(patch.bytes.len());
+        let slot = data.get_mut(patch.offset..end).ok_or_else(|| {
+            HostError::Object(format!(
+                "bytes {}..{end} lie outside section {} ({size} bytes)",
+                patch.offset, patch.section
+            ))
+        })?;
+        slot.copy_from_slice(&patch.bytes);
+    }
+    Ok(())
+}
+
+/// Sets map capacities before load.
+fn resize_maps(open: &mut OpenObject, sizes: &[(String, u32)]) -> Result<(), HostError> {
+    for (name, entries) in sizes {
+        let mut map = open
+            .maps_mut()
+            .find(|m| m.name() == name.as_str())
+            .ok_or_else(|| {
+                HostError::Object(format!("max_entries: the object has no map {name:?}"))
+            })?;
+        map.set_max_entries(*entries)
+            .map_err(|err| HostError::Object(format!("sizing map {name:?} to {entries}: {err}")))?;
+    }
+    Ok(())
+}
+
+/// Writes `entries` into their maps of the loaded object.
+fn fill_maps(object: &Object, entries: &[MapEntry]) -> Result<(), HostError> {
+    for entry in entries {
+        let map = object
+            .maps()
+            .find(|m| m.name() == entry.map.as_str())
+            .ok_or_else(|| {
+                HostError::Object(format!(
+                    "initial entries: the object has no map {:?}",
+                    entry.map
+                ))
+            })?;
+        let sizes = (map.key_size() as usize, map.value_size() as usize);
+        if sizes != (entry.key.len(), entry.value.len()) {
+            return Err(HostError::Object(format!(
+                "initial entries of map {:?}: keys are {} and values {} bytes, got {} and {}",
+                entry.map,
+                sizes.0,
+                sizes.1,
+                entry.key.len(),
+                entry.value.len()
+            )));
+        }
+        map.update(&entry.key, &entry.value, MapFlags::ANY)
+            .map_err(|err| {
+                HostError::MapAccess(format!(
+                    "filling map {:?} before attach failed: {err} (is it large enough? \
+                     raise it with max_entries)",
+                    entry.map
+                ))
+            })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! The Python face of the core: typed objects and thin wrappers, no logic.
+
+pub mod host;
+pub mod object;
+pub mod runq;
+pub mod wait;
