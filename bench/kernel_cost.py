@@ -79,7 +79,15 @@ def running_tracer(argv: list[str]) -> Iterator[tuple[set[int], dict]]:
     """Starts a tracer, waits until it is attached, yields its program ids and
     (after it exits) its final report, if it prints one."""
     before = set(programs())
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    # SIGINT ends a tracer; a shell that starts this script in the background
+    # ignores SIGINT, and children inherit that: restore the default.
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert proc.stdout is not None
     report: dict = {}
     try:

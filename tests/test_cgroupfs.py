@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+import noisy_neighbor as nn
 from noisy_neighbor.errors import CgroupNotFoundError
 from noisy_neighbor.names.cgroupfs import (
     CgroupTree,
@@ -79,3 +80,39 @@ def test_a_cgroup_made_after_the_last_scan_is_found_at_once(cgroup_factory) -> N
     assert tree.path(cgroup.id) == cgroup.path  # a newer id triggers a rescan
     assert tree.path(10**15) is None  # unknown ids rescan once, then not again
     assert 10**15 in tree._missed
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("../../../../etc", "outside the cgroup2 mount"),
+        ("../..", "outside the cgroup2 mount"),
+        ("/a/../../..", "outside the cgroup2 mount"),
+        ("/cgroup.procs", "no cgroup '/cgroup.procs'"),
+        ("/no/such/cgroup", "no cgroup"),
+        ("x" * 5000, "no cgroup 'xxx"),
+        ("a\x00b", "NUL byte"),
+    ],
+)
+def test_cgroup_paths_stay_inside_the_mount(path: str, reason: str) -> None:
+    tree = CgroupTree()
+    with pytest.raises(nn.CgroupNotFoundError, match=reason):
+        tree.locate(path)
+    with pytest.raises(nn.CgroupNotFoundError):
+        nn.resolve_cgroup(path)
+
+
+def test_paths_inside_the_mount_normalise_to_what_proc_shows() -> None:
+    tree = CgroupTree()
+    assert tree.locate("/")[0] == "/"
+    assert tree.locate(tree.mount)[0] == "/"
+    assert tree.locate("//./")[0] == "/"
+
+
+@pytest.mark.parametrize(
+    ("cgroup_id", "error"),
+    [(None, TypeError), (1.5, TypeError), (-1, ValueError), (2**64, ValueError)],
+)
+def test_cgroup_ids_are_checked(cgroup_id, error) -> None:
+    with pytest.raises(error, match="a cgroup id"):
+        nn.resolve_cgroup(cgroup_id)

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+import noisy_neighbor as nn
 from noisy_neighbor.testing import CPU_HOG
 from noisy_neighbor.views.cli import build_parser
 
@@ -17,13 +18,30 @@ CLI = [sys.executable, "-m", "noisy_neighbor"]
 
 @pytest.mark.parametrize(
     "argv",
-    [["runqlat", "--interval", "0"], ["runqlat", "--count", "-1"], ["runqlat", "--unit", "s"], []],
+    [
+        ["runqlat", "--interval", "0"],
+        ["runqlat", "--interval", "nan"],
+        ["runqlat", "--interval", "inf"],
+        ["runqlat", "--interval", "1e300"],
+        ["runqlat", "--count", "-1"],
+        ["runqlat", "--count", "x"],
+        ["runqlat", "--unit", "s"],
+        ["demo", "--seconds", "-3"],
+        ["bogus"],
+        [],
+    ],
 )
-def test_bad_arguments_exit_with_usage(argv: list[str], capsys) -> None:
+def test_bad_arguments_are_one_line_and_exit_1(argv: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(argv)
-    assert exc.value.code == 2
-    assert "usage: noisy-neighbor" in capsys.readouterr().err
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("noisy-neighbor: error: ") and err.count("\n") == 1, err
+
+
+def test_version_names_the_package() -> None:
+    out = subprocess.run([*CLI, "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"noisy-neighbor {nn.__version__}"
 
 
 @pytest.mark.needs_bpf

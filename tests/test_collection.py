@@ -69,3 +69,18 @@ def test_live_view_prints_updates_and_does_not_leak_the_probe(capsys) -> None:
     out = capsys.readouterr().out
     assert out.count("run-queue latency,") == 2
     assert not probe.running  # started for the view, stopped after it
+
+
+def test_loading_anything_but_a_saved_collection_says_what_it_is(tmp_path) -> None:
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    foreign = tmp_path / "pandas.parquet"
+    pd.DataFrame({"a": [1, 2]}).to_parquet(foreign)
+    with pytest.raises(nn.CollectionFileError, match="without noisy-neighbor's metadata"):
+        nn.load(str(foreign))
+    for name, content in (("empty.parquet", b""), ("text.parquet", b"not parquet at all")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(nn.CollectionFileError, match="is not a Parquet file"):
+            nn.load(str(tmp_path / name))
+    with pytest.raises(nn.CollectionFileError, match="is not a Parquet file"):
+        nn.load(str(tmp_path / "missing.parquet"))

@@ -123,7 +123,9 @@ def test_a_cgroup_over_its_own_quota_is_self_throttled(cgroup_factory) -> None:
     verdict = probe.report().verdict(capped)
     assert verdict.kind == "self-throttled", verdict
     assert verdict.throttled_ns > 0.5 * verdict.total_wait_ns
-    assert verdict.idle_share > 0.5  # throttled waits end with the CPU idle
+    # It waited for its quota, not behind its own (single) task: meanwhile the
+    # CPU sat idle or, on a busy machine, ran others.
+    assert verdict.self_share < 0.1
 
 
 @pytest.mark.needs_bpf

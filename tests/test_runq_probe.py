@@ -12,7 +12,7 @@ import time
 import pytest
 
 import noisy_neighbor as nn
-from noisy_neighbor.testing import CPU_HOG, measure_window, periodic_sleeper
+from noisy_neighbor.testing import CPU_HOG, TestCgroup, measure_window, periodic_sleeper
 
 pytestmark = pytest.mark.needs_bpf
 
@@ -145,3 +145,28 @@ def test_misuse_gets_clear_errors() -> None:
     with pytest.raises(nn.CgroupNotFoundError, match="no cgroup"):
         nn.RunqProbe(cgroups=["/no/such/cgroup"]).start()
     assert our_loaded_programs() == set()
+
+
+@pytest.mark.needs_bpf
+def test_a_long_lived_probe_reaps_removed_cgroups_and_loses_none() -> None:
+    # Far more cgroups come and go than the maps hold: reading reaps the
+    # removed ones (their readings kept), so none is refused for room.
+    churned: list[int] = []
+    with nn.RunqProbe(max_cgroups=48) as probe:
+        for i in range(150):
+            with TestCgroup() as short_lived:
+                short_lived.run(["sleep", "0.001"]).wait()  # wakes up once: a wait
+                churned.append(short_lived.id)
+            if i % 10 == 9:
+                probe.histograms()
+        hists = probe.histograms()
+        live_entries = len(probe._started().map("runq_hists"))
+    assert probe.stats()["failed_updates"] == 0
+    missing = [cgroup_id for cgroup_id in churned if cgroup_id not in hists]
+    assert not missing, f"{len(missing)} removed cgroups lost their waits"
+    # Named as the kernel named them, though they came and went between scans.
+    assert all(hists[c].count >= 1 and hists[c].cgroup_name.startswith("nn-test-") for c in churned)
+    assert live_entries < 48  # only live cgroups stay in the kernel's map
+    forgotten = probe.forget_removed()
+    assert set(churned) <= forgotten
+    assert not set(churned) & set(probe.histograms())

@@ -8,6 +8,7 @@ __all__ = [
     "BtfUnavailableError",
     "CgroupNotFoundError",
     "ClangNotFoundError",
+    "CollectionFileError",
     "KernelTooOldError",
     "MapAccessError",
     "NoisyNeighborError",
@@ -61,6 +62,10 @@ class ProbeStateError(NoisyNeighborError, RuntimeError):
 
 class CgroupNotFoundError(NoisyNeighborError, LookupError):
     """A cgroup given by path or id does not exist under the cgroup2 mount."""
+
+
+class CollectionFileError(NoisyNeighborError, ValueError):
+    """A file given to ``nn.load`` is not a Collection that ``save()`` wrote."""
 
 
 class PluginObjectError(NoisyNeighborError, ValueError):

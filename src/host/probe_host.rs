@@ -150,17 +150,46 @@ impl ProbeHost {
             .ok_or_else(|| HostError::MapAccess(format!("section {section} holds no value")))
     }
 
-    /// Every entry of map `name`.
-    pub fn read_map(&self, name: &str) -> Result<MapEntries, HostError> {
-        let map = self.maps.get(name).ok_or_else(|| {
+    fn map(&self, name: &str) -> Result<&MapHandle, HostError> {
+        self.maps.get(name).ok_or_else(|| {
             let mut known = self.maps.keys().cloned().collect::<Vec<_>>();
             known.sort();
             HostError::Object(format!(
                 "the object has no map named {name:?}; its maps are: {}",
                 known.join(", ")
             ))
-        })?;
-        read_entries(map)
+        })
+    }
+
+    /// Every entry of map `name`.
+    pub fn read_map(&self, name: &str) -> Result<MapEntries, HostError> {
+        read_entries(self.map(name)?)
+    }
+
+    /// Deletes the entries of map `name` under `keys` (key after key, back to
+    /// back); returns how many were there. Keys already gone are skipped.
+    pub fn delete_keys(&self, name: &str, keys: &[u8]) -> Result<usize, HostError> {
+        let map = self.map(name)?;
+        let key_size = map.key_size() as usize;
+        if key_size == 0 || keys.len() % key_size != 0 {
+            return Err(HostError::Argument(format!(
+                "keys of map {name:?} are {key_size} bytes each; got {} bytes",
+                keys.len()
+            )));
+        }
+        let mut deleted = 0;
+        for key in keys.chunks_exact(key_size) {
+            match map.delete(key) {
+                Ok(()) => deleted += 1,
+                Err(err) if err.kind() == libbpf_rs::ErrorKind::NotFound => {}
+                Err(err) => {
+                    return Err(HostError::MapAccess(format!(
+                        "deleting from map {name:?}: {err}"
+                    )))
+                }
+            }
+        }
+        Ok(deleted)
     }
 }
 

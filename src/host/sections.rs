@@ -90,6 +90,12 @@ fn kernel_has_kprobes() -> bool {
     std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists()
 }
 
+/// Whether tracefs is mounted where libbpf looks for tracepoints.
+fn tracefs_mounted() -> bool {
+    std::path::Path::new("/sys/kernel/tracing/events").is_dir()
+        || std::path::Path::new("/sys/kernel/debug/tracing/events").is_dir()
+}
+
 /// The likely cause of a failed attach of a program in `section`.
 pub fn attach_hint(section: &str) -> &'static str {
     let prefix = section.split('/').next().unwrap_or_default();
@@ -102,6 +108,9 @@ pub fn attach_hint(section: &str) -> &'static str {
                 (tp_btf/raw_tp) or fentry/fexit instead";
     }
     match prefix {
+        "tp" | "tracepoint" if tracefs_mounted() => {
+            "; is the tracepoint in /sys/kernel/tracing/events/<category>/<name>?"
+        }
         "tp" | "tracepoint" => {
             "; classic tracepoints need tracefs (mount -t tracefs nodev /sys/kernel/tracing), \
              or use SEC(\"tp_btf/...\"), which does not"
@@ -151,7 +160,12 @@ mod tests {
 
     #[test]
     fn attach_failures_point_at_the_likely_cause() {
-        assert!(attach_hint("tp/sched/sched_switch").contains("tracefs"));
+        let tp_hint = attach_hint("tp/sched/sched_switch");
+        if tracefs_mounted() {
+            assert!(tp_hint.contains("/sys/kernel/tracing/events"), "{tp_hint}");
+        } else {
+            assert!(tp_hint.contains("mount -t tracefs"), "{tp_hint}");
+        }
         let kprobe_hint = attach_hint("kprobe/do_sys_open");
         if kernel_has_kprobes() {
             assert!(kprobe_hint.contains("kallsyms"), "{kprobe_hint}");

@@ -243,6 +243,12 @@ impl HostCore {
         })
     }
 
+    /// Deletes the entries of map `name` under `keys` (back to back); returns
+    /// how many there were.
+    fn delete_keys(&self, py: Python<'_>, name: &str, keys: Vec<u8>) -> PyResult<usize> {
+        Ok(py.detach(|| self.host.delete_keys(name, &keys))?)
+    }
+
     /// Runs the `SEC("syscall")` program `name` once with `ctx` (its context
     /// struct as bytes); returns the program's return value.
     #[pyo3(signature = (name, ctx = Vec::new()))]

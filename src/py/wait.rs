@@ -12,6 +12,11 @@ use pyo3::prelude::*;
 
 use crate::stream::batch::BatchPolicy;
 
+/// Most records in one batch, and most batches waiting for Python (the
+/// Python API checks the same bounds first, with the parameter's name).
+const MAX_BATCH_EVENTS: usize = 1 << 24;
+const MAX_PENDING_BATCHES: usize = 1 << 16;
+
 /// Longest time the GIL is released in one go.
 const WAIT_SLICE: Duration = Duration::from_millis(50);
 
@@ -23,8 +28,11 @@ pub fn batch_policy(
     batch_ms: f64,
     pending_batches: usize,
 ) -> PyResult<BatchPolicy> {
-    if batch_events == 0 {
-        return Err(PyValueError::new_err("batch_events must be at least 1"));
+    // A batch is one buffer: a bound keeps a typo from asking for terabytes.
+    if !(1..=MAX_BATCH_EVENTS).contains(&batch_events) {
+        return Err(PyValueError::new_err(format!(
+            "batch_events must be in [1, {MAX_BATCH_EVENTS}], got {batch_events}"
+        )));
     }
     // An hour bounds how long a partial batch may wait for Python.
     let max_age = Some(batch_ms)
@@ -35,8 +43,10 @@ pub fn batch_policy(
                 "batch_ms must be a number of milliseconds in (0, 3600000], got {batch_ms}"
             ))
         })?;
-    if pending_batches == 0 {
-        return Err(PyValueError::new_err("pending_batches must be at least 1"));
+    if !(1..=MAX_PENDING_BATCHES).contains(&pending_batches) {
+        return Err(PyValueError::new_err(format!(
+            "pending_batches must be in [1, {MAX_PENDING_BATCHES}], got {pending_batches}"
+        )));
     }
     Ok(BatchPolicy {
         max_events: batch_events,

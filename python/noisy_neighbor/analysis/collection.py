@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..checks import check_seconds
+from ..errors import CollectionFileError
 from ..host.lifecycle import interrupt_stops
 from ..runq.histogram import CgroupHistogram
 from ..runq.probe import RunqProbe
@@ -114,11 +115,29 @@ class Collection:
 
 
 def load(path: str) -> Collection:
-    """Reads a Collection written by :meth:`Collection.save`."""
+    """Reads a Collection written by :meth:`Collection.save`; raises
+    :class:`CollectionFileError` for any other file."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
-    meta = json.loads((table.schema.metadata or {})[_METADATA_KEY])
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as err:
+        raise CollectionFileError(
+            f"{path} is not a Parquet file that Collection.save() wrote ({err})"
+        ) from None
+    raw = (table.schema.metadata or {}).get(_METADATA_KEY)
+    if raw is None:
+        raise CollectionFileError(
+            f"{path} is a Parquet file without noisy-neighbor's metadata, so not a saved "
+            "Collection: read it with pandas.read_parquet()"
+        )
+    try:
+        meta = json.loads(raw)
+    except ValueError as err:
+        raise CollectionFileError(
+            f"{path}: its noisy-neighbor metadata is damaged ({err})"
+        ) from None
     histograms = {
         h["cgroup_id"]: CgroupHistogram(
             cgroup_id=h["cgroup_id"],

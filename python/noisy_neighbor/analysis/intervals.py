@@ -37,6 +37,7 @@ class IntervalReports:
         hists = self.probe.histograms()
         blame = {(b.cgroup_id, b.culprit_cgroup_id): b for b in self.probe.blame()}
         outs = {o.cgroup_id: o for o in self.probe.switch_outs()}
+        self.probe.forget_removed()  # each removed cgroup's last interval is in this reading
         previous = (self._hists, self._blame, self._outs)
         self._hists, self._blame, self._outs = hists, blame, outs
         return previous

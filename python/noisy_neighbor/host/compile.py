@@ -12,8 +12,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .. import sdk
 from ..errors import ClangNotFoundError, PluginCompileError
+from ..sdk import clang_args
 
 __all__ = ["cache_dir", "compile_file", "compile_source"]
 
@@ -74,20 +74,26 @@ def compile_source(
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ValueError(f"plugin name {name!r} must be letters, digits, '_', '.' or '-'")
     compiler = _find_clang(clang)
-    args = [*sdk.clang_args(), *(cflags or [])]
+    args = [*clang_args(), *(cflags or [])]
     digest = hashlib.sha256(
         "\0".join([code, *args, _clang_version(compiler), _headers_fingerprint(args)]).encode()
     ).hexdigest()[:16]
     target = cache_dir() / digest / f"{name}.bpf.o"
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     source = target.parent / f"{name}.bpf.c"
-    source.write_text(code)
-    # Compile next to the target and rename: a concurrent or interrupted
-    # compile never leaves a half-written object in the cache.
-    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".o", delete=False) as tmp:
-        partial = Path(tmp.name)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text(code)
+        # Compile next to the target and rename: a concurrent or interrupted
+        # compile never leaves a half-written object in the cache.
+        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".o", delete=False) as tmp:
+            partial = Path(tmp.name)
+    except OSError as err:
+        raise PluginCompileError(
+            f"cannot write compiled plugins to {target.parent} ({err.strerror}): set "
+            "NN_CACHE_DIR to a writable directory"
+        ) from None
     try:
         result = subprocess.run(
             [compiler, *args, "-c", str(source), "-o", str(partial)],

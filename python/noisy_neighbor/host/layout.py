@@ -11,7 +11,7 @@ whole type (a ``u32`` key, say).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,16 @@ import numpy as np
 from .._native import Field, Layout
 from ..errors import PluginGlobalError
 
-__all__ = ["Field", "Layout", "RecordDecoder", "decode", "dtype_of", "pack_global", "pack_value"]
+__all__ = [
+    "Field",
+    "Layout",
+    "RecordDecoder",
+    "decode",
+    "dtype_of",
+    "pack_global",
+    "pack_rows",
+    "pack_value",
+]
 
 
 def _element_format(kind: str, size: int) -> str:
@@ -130,6 +139,23 @@ def _int_bytes(
     if not low <= value <= high:
         raise error(f"{what}: {value} does not fit (range {low}..{high})")
     return int(value).to_bytes(size, "little" if np.little_endian else "big", signed=signed)
+
+
+def pack_rows(layout: Layout, columns: Mapping[str, Sequence[Any]], name: str = "key") -> bytes:
+    """Records of ``layout`` back to back, from one sequence of values per
+    field (a struct map key, say); ``name`` names a single unnamed field."""
+    dtype = dtype_of(layout, name)
+    assert dtype.names is not None
+    missing = set(dtype.names) - set(columns)
+    if missing:
+        raise ValueError(f"{layout.type_name} needs the fields {sorted(missing)}")
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"fields of {layout.type_name} given with lengths {sorted(lengths)}")
+    records = np.zeros(lengths.pop() if lengths else 0, dtype=dtype)
+    for field_name in dtype.names:
+        records[field_name] = columns[field_name]
+    return records.tobytes()
 
 
 def pack_global(name: str, layout: Layout, value: Any) -> bytes:

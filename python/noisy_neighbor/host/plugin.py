@@ -18,20 +18,25 @@ behave the same for a plugin and for the run-queue probe.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import _native
+from .._native import GlobalInfo, HostCore, RingStats, inspect_object
+from ..checks import check_int
 from ..errors import PluginGlobalError, PluginObjectError, ProbeStateError
 from .batches import EventBatch
-from .layout import RecordDecoder, decode, pack_global, pack_value
+from .layout import RecordDecoder, decode, pack_global, pack_rows, pack_value
 from .lifecycle import Lifecycle, interrupt_stops
 from .maps import Log2Histogram, MapView, is_histogram_layout, row_value
 from .render import plugin_html
 
 __all__ = ["Plugin"]
 
+#: Most records in one batch: a batch is one buffer of that many records.
+MAX_BATCH_EVENTS = 1 << 24
+#: Most batches waiting for Python before new ones are dropped (and counted).
+MAX_PENDING_BATCHES = 1 << 16
 #: Counters of ``stats()`` that say a record was lost or not decoded.
 LOSS_COUNTERS = ("dropped_batch_events", "malformed_records", "undecoded_records", "ring_errors")
 
@@ -70,7 +75,7 @@ class Plugin(Lifecycle):
                 raise PluginObjectError(f"{self.path} {what}: pass the path of a .bpf.o file")
             self._source = str(self.path)
         self._name = name
-        self.info = _native.inspect_object(self._source, records, name)
+        self.info = inspect_object(self._source, records, name)
         self.programs = {p.name: p for p in self.info.programs}
         self.maps = {m.name: m for m in self.info.maps}
         self.globals = {g.name: g for g in self.info.globals}
@@ -83,7 +88,7 @@ class Plugin(Lifecycle):
                 f"(its maps: {', '.join(self.maps)})"
             )
         self._initial_entries = self._pack_entries(map_entries or {})
-        self._core: _native.HostCore | None = None
+        self._core: HostCore | None = None
         self._patches: dict[str, tuple[str, int, bytes]] = {}
         self.global_values: dict[str, Any] = {}
         self.set(**globals)
@@ -93,11 +98,14 @@ class Plugin(Lifecycle):
             if (layout := self.maps[ring].record) is not None
         }
         self._options: dict[str, Any] = dict(
-            batch_events=batch_events,
-            batch_ms=batch_ms,
-            pending_batches=pending_batches,
-            perf_hz=perf_hz,
-            max_entries=list((max_entries or {}).items()),
+            batch_events=check_int("batch_events", batch_events, 1, MAX_BATCH_EVENTS),
+            batch_ms=batch_ms,  # its range is checked where batches are made
+            pending_batches=check_int("pending_batches", pending_batches, 1, MAX_PENDING_BATCHES),
+            perf_hz=check_int("perf_hz", perf_hz, 1, 100_000),
+            max_entries=[
+                (map_name, check_int(f"max_entries[{map_name!r}]", entries, 1, 2**32 - 1))
+                for map_name, entries in (max_entries or {}).items()
+            ],
         )
 
     @classmethod
@@ -141,7 +149,7 @@ class Plugin(Lifecycle):
             self.global_values[name] = value
         return self
 
-    def _global(self, name: str, hint: str = "") -> _native.GlobalInfo:
+    def _global(self, name: str, hint: str = "") -> GlobalInfo:
         info = self.globals.get(name)
         if info is None:
             known = ", ".join(sorted(self.globals)) or "none"
@@ -198,7 +206,7 @@ class Plugin(Lifecycle):
             (ring, layout.size if (layout := self.maps[ring].record) else None)
             for ring in self._streamed
         ]
-        self._core = _native.HostCore(
+        self._core = HostCore(
             self._source,
             name=self._name,
             patches=list(self._patches.values()),
@@ -226,7 +234,7 @@ class Plugin(Lifecycle):
     def running(self) -> bool:
         return self._core is not None and self._core.running
 
-    def _started(self) -> _native.HostCore:
+    def _started(self) -> HostCore:
         if self._core is None:
             raise ProbeStateError(
                 f"{self.path.name} is not started (or was closed): call start() or use `with`"
@@ -245,7 +253,7 @@ class Plugin(Lifecycle):
         per_ring = dict(self._started().counters())
         if ring is not None:
             per_ring = {ring: per_ring[self._ring(ring, list(per_ring))]}
-        totals = dict.fromkeys(_native.RingStats.NAMES, 0)
+        totals = dict.fromkeys(RingStats.NAMES, 0)
         for counters in per_ring.values():
             for name, value in counters.to_dict():
                 totals[name] += value
@@ -351,6 +359,25 @@ class Plugin(Lifecycle):
 
         return row_value(decode(np.frombuffer(raw, dtype=np.uint8), info.layout, "value"), 0)
 
+    def delete(self, name: str, keys: Sequence[Any] | Mapping[str, Sequence[Any]]) -> int:
+        """Deletes entries of map ``name``: ``keys`` is a list of scalar keys,
+        or, for a struct key, one list of values per field. Returns how many
+        were there (keys already gone are skipped)."""
+        info = self.maps.get(name)
+        if info is None or info.key is None:
+            raise PluginObjectError(
+                f"{self.path.name} has no map {name!r} with a BTF key type "
+                f"(its maps: {', '.join(self.maps)})"
+            )
+        if isinstance(keys, Mapping):
+            packed = pack_rows(info.key, keys)
+        else:
+            packed = b"".join(
+                pack_value(f"a key of map {name!r}", info.key, key, PluginObjectError)
+                for key in keys
+            )
+        return self._started().delete_keys(name, packed)
+
     def run(self, program: str, ctx: bytes = b"") -> int:
         """Runs the ``SEC("syscall")`` program ``program`` once (the kernel's
         BPF_PROG_TEST_RUN), with ``ctx`` as its context struct; returns its
@@ -358,7 +385,9 @@ class Plugin(Lifecycle):
         return self._started().run_program(program, bytes(ctx))
 
     def _repr_html_(self) -> str:
-        return plugin_html(self)
+        return plugin_html(
+            self.path.name, self.running, self.programs, self.maps, self.globals, self.global_values
+        )
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"

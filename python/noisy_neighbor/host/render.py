@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
+from .._native import GlobalInfo, MapInfo, ProgramInfo
 from .maps import is_histogram_layout
-
-if TYPE_CHECKING:
-    from .plugin import Plugin
 
 __all__ = ["html_table", "plugin_html"]
 
@@ -22,13 +21,21 @@ def html_table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def plugin_html(plugin: Plugin) -> str:
-    programs = [
+def plugin_html(
+    title: str,
+    running: bool,
+    programs: Mapping[str, ProgramInfo],
+    maps: Mapping[str, MapInfo],
+    globals: Mapping[str, GlobalInfo],
+    global_values: Mapping[str, Any],
+) -> str:
+    """The object's programs, maps (and how to read each) and globals."""
+    program_rows = [
         [p.name, p.section, p.attach if p.why is None else f"{p.attach}: {p.why}"]
-        for p in plugin.programs.values()
+        for p in programs.values()
     ]
-    maps = []
-    for name, info in plugin.maps.items():
+    map_rows = []
+    for name, info in maps.items():
         shape = info.record if info.ring_buffer else info.value
         if info.ring_buffer:
             output = "batches"
@@ -36,15 +43,14 @@ def plugin_html(plugin: Plugin) -> str:
             output = "histograms"
         else:
             output = "map"
-        maps.append([name, info.type, shape.type_name if shape else "?", output])
-    globals_ = [
-        [n, g.section, g.layout.type_name, plugin.global_values.get(n, "")]
-        for n, g in plugin.globals.items()
+        map_rows.append([name, info.type, shape.type_name if shape else "?", output])
+    global_rows = [
+        [n, g.section, g.layout.type_name, global_values.get(n, "")] for n, g in globals.items()
     ]
-    state = "running" if plugin.running else "stopped"
+    state = "running" if running else "stopped"
     return (
-        f"<p><b>{html.escape(plugin.path.name)}</b> ({state})</p>"
-        + html_table(["program", "section", "attach"], programs)
-        + html_table(["map", "type", "holds", "read with"], maps)
-        + html_table(["global", "section", "type", "set to"], globals_)
+        f"<p><b>{html.escape(title)}</b> ({state})</p>"
+        + html_table(["program", "section", "attach"], program_rows)
+        + html_table(["map", "type", "holds", "read with"], map_rows)
+        + html_table(["global", "section", "type", "set to"], global_rows)
     )

@@ -165,24 +165,45 @@ class CgroupTree:
     def abspath(self, path: str) -> str:
         return os.path.join(self.mount, path.lstrip("/"))
 
+    def locate(self, path: str) -> tuple[str, str]:
+        """A cgroup path as ``(relative, absolute)``: ``relative`` as
+        /proc/<pid>/cgroup shows it, ``absolute`` under the mount. The path
+        (relative to the mount, or absolute under it) must stay under the
+        mount once normalised and name a cgroup directory; otherwise
+        :class:`CgroupNotFoundError` says why. Never follows a path out."""
+        if not isinstance(path, str):
+            raise TypeError(f"a cgroup path is a str, got {path!r}")
+        mount = os.path.realpath(self.mount)
+        prefix = self.mount.rstrip("/") + "/"
+        relative = path[len(prefix) - 1 :] if (path + "/").startswith(prefix) else path
+        full = os.path.normpath(os.path.join(mount, relative.lstrip("/")))
+        hint = "give a path relative to the cgroup2 mount, as /proc/<pid>/cgroup shows it"
+        shown = repr(path if len(path) <= 120 else path[:100] + "...")
+        if "\0" in path:
+            raise CgroupNotFoundError(f"no cgroup path holds a NUL byte, as {shown} does")
+        if not (full == mount or full.startswith(mount.rstrip("/") + "/")):
+            raise CgroupNotFoundError(
+                f"{shown} is outside the cgroup2 mount {self.mount}: {hint} (e.g. /system.slice)"
+            )
+        try:
+            is_cgroup = os.path.isfile(os.path.join(full, "cgroup.procs"))
+            real = os.path.realpath(full)
+        except OSError as err:  # a name too long, say
+            raise CgroupNotFoundError(f"no cgroup {shown} ({err.strerror}): {hint}") from None
+        if not is_cgroup or not (real == mount or real.startswith(mount.rstrip("/") + "/")):
+            raise CgroupNotFoundError(
+                f"no cgroup {shown} under {self.mount}: {hint} (e.g. /system.slice)"
+            )
+        rel = os.path.relpath(full, mount)
+        return ("/" if rel == "." else "/" + rel), full
+
     def id_of(self, path: str) -> int:
         """Cgroup id of a path relative to the mount (or absolute under it)."""
-        if os.path.isabs(path) and path.startswith(self.mount.rstrip("/") + "/"):
-            full = path
-        else:
-            full = self.abspath(path)
-        try:
-            return os.stat(full).st_ino
-        except FileNotFoundError:
-            raise CgroupNotFoundError(
-                f"no cgroup {path!r} under {self.mount}: give a path relative to the cgroup2 "
-                f"mount, as /proc/<pid>/cgroup shows it (e.g. /system.slice)"
-            ) from None
+        return os.stat(self.locate(path)[1]).st_ino
 
     def subtree_ids(self, path: str) -> list[int]:
         """Ids of a cgroup and every cgroup below it, as they exist now."""
-        self.id_of(path)  # raises with a clear message if missing
-        top = path if path.startswith(self.mount.rstrip("/") + "/") else self.abspath(path)
+        top = self.locate(path)[1]
         ids = []
         for directory, _subdirs, _files in os.walk(top):
             try:

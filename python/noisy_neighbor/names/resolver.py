@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from ..checks import check_int
 from .cgroupfs import CgroupTree
 
 __all__ = [
@@ -191,11 +192,12 @@ class CgroupResolver:
         had when last seen. An id never seen gives ``path=None``, classified
         from ``name_hint`` (the kernfs name the probe read) when given."""
         if isinstance(id_or_path, str):
-            cgroup_id: int | None = self.tree.id_of(id_or_path)
-            path: str | None = "/" + id_or_path.strip("/") if id_or_path.strip("/") else "/"
+            path: str | None
+            path, full = self.tree.locate(id_or_path)
+            cgroup_id: int | None = os.stat(full).st_ino
         else:
-            cgroup_id = id_or_path
-            path = self.tree.last_known_path(id_or_path)
+            cgroup_id = check_int("a cgroup id", id_or_path, 0, 2**64 - 1)
+            path = self.tree.last_known_path(cgroup_id)
         if path is None:
             if name_hint:
                 leaf = classify_cgroup_path(name_hint)

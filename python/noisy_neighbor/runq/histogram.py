@@ -21,6 +21,19 @@ if TYPE_CHECKING:
 __all__ = ["CgroupHistogram"]
 
 
+#: Why a percentile reads "<1 us": see "How a wait is measured" in the README.
+SUB_MICROSECOND_NOTE = (
+    "(<1 us: most of these waits ended at a switch where the kernel did not re-read "
+    "its run-queue clock after a preempting wakeup; totals stay exact)"
+)
+
+
+def _wait(ns: float) -> str:
+    """A percentile of waits: below a microsecond the kernel's clock cannot
+    tell (see :data:`SUB_MICROSECOND_NOTE`), so it says so."""
+    return "<1 us" if ns < 1000 else format_ns(ns)
+
+
 @dataclass
 class CgroupHistogram:
     """Run-queue latency of one cgroup, aggregated in the kernel.
@@ -86,11 +99,13 @@ class CgroupHistogram:
             *([f"name = {self.info.display_name} ({self.info.kind})"] if self.info else []),
             (
                 f"waits = {self.count}  total = {format_ns(self.total_ns)}  "
-                f"p50 = {format_ns(self.percentile(50))}  "
-                f"p99 = {format_ns(self.percentile(99))}  max = {format_ns(self.max_ns)}"
+                f"p50 = {_wait(self.percentile(50))}  "
+                f"p99 = {_wait(self.percentile(99))}  max = {format_ns(self.max_ns)}"
             ),
-            "",
         ]
+        if self.percentile(50) < 1000:
+            header.append(SUB_MICROSECOND_NOTE)
+        header.append("")
         return "\n".join(header) + render_log2_hist(self.slots, unit)
 
     def __str__(self) -> str:

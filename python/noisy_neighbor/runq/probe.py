@@ -15,16 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from .. import _native
+from .._native import runq_plan
 from ..checks import check_int
-from ..errors import ProbeStateError
+from ..errors import CgroupNotFoundError, ProbeStateError
 from ..host.batches import EventBatch
 from ..host.lifecycle import Lifecycle
-from ..host.plugin import Plugin
+from ..host.plugin import MAX_BATCH_EVENTS, MAX_PENDING_BATCHES, Plugin
 from ..names.cgroupfs import CgroupTree
 from ..names.resolver import CgroupResolver
 from . import wire
 from .histogram import CgroupHistogram
+from .removed import RemovedCgroups
 from .throttling import ThrottleBaseline
 from .verdicts import NoisyNeighborReport, Thresholds, from_histograms
 from .wire import Blame, SwitchOuts
@@ -36,8 +37,6 @@ METHODS = ("auto", "sched_info", "wakeup")
 #: Largest max_cgroups: the kernel preallocates each map entry (about 1 KiB
 #: per cgroup across the maps), so this bounds the probe near 1 GiB.
 MAX_CGROUPS = 1 << 20
-#: Largest batch_events: a batch is one buffer of that many 56-byte records.
-MAX_BATCH_EVENTS = 1 << 24
 
 
 class RunqProbe(Lifecycle):
@@ -102,7 +101,9 @@ class RunqProbe(Lifecycle):
         self.attribution = bool(attribution)
         self._batch_events = check_int("batch_events", batch_events, 1, MAX_BATCH_EVENTS)
         self._batch_ms = batch_ms  # its range is checked where batches are made
-        self._pending_batches = check_int("pending_batches", pending_batches, 1, 1 << 16)
+        self._pending_batches = check_int(
+            "pending_batches", pending_batches, 1, MAX_PENDING_BATCHES
+        )
         self._ring_buffer_bytes = ring_buffer_bytes
         self._rate_limit_ns = rate_limit_ns or 0
         if isinstance(cgroups, (str, bytes)):
@@ -120,6 +121,7 @@ class RunqProbe(Lifecycle):
         self._tree: CgroupTree | None = None
         self._resolver: CgroupResolver | None = None
         self._plugin: Plugin | None = None
+        self._removed = RemovedCgroups()
 
     # -- lifecycle (the plugin's: see Plugin) ------------------------------------
 
@@ -129,7 +131,7 @@ class RunqProbe(Lifecycle):
         :class:`ProbeStateError` if it is already running."""
         if self.running:
             raise ProbeStateError("the probe is already running; stop() it first")
-        plan = _native.runq_plan(self.requested_method)
+        plan = runq_plan(self.requested_method)
         self._tree = CgroupTree()
         self._resolver = CgroupResolver(self._tree)
         cgroup_ids = None if self._cgroups is None else self._filter_ids(self._cgroups)
@@ -168,6 +170,7 @@ class RunqProbe(Lifecycle):
             pending_batches=self._pending_batches,
         )
         self._plugin = plugin.start()
+        self._removed = RemovedCgroups()
         self._method = plan.method
         self._started_at = time.monotonic()
         self._stopped_at = None
@@ -208,26 +211,44 @@ class RunqProbe(Lifecycle):
     # -- readings ----------------------------------------------------------------
 
     def histograms(self) -> dict[int, CgroupHistogram]:
-        """Every cgroup's histogram since start, keyed by cgroup id."""
-        view = self._started().map("runq_hists")
-        assert self._tree is not None and self._resolver is not None
-        ids, values = view.keys, view.values
-        hists = {}
-        for i in range(len(view)):
-            cgroup_id = int(ids["key"][i])
-            cgroup_name = str(values["cgroup_name"][i])
-            hists[cgroup_id] = CgroupHistogram(
-                cgroup_id=cgroup_id,
-                slots=values["slots"][i].astype(np.uint64),
-                count=int(values["count"][i]),
-                total_ns=int(values["total_ns"][i]),
-                max_ns=int(values["max_ns"][i]),
-                comm=str(values["comm"][i]),
-                cgroup_name=cgroup_name,
-                cgroup_path=self._tree.path(cgroup_id),
-                info=self._resolver.resolve(cgroup_id, name_hint=cgroup_name),
-            )
+        """Every cgroup's histogram since start, keyed by cgroup id, removed
+        cgroups included (with their last path) until :meth:`forget_removed`.
+        Reading moves removed cgroups' entries out of the kernel's maps, so
+        ``max_cgroups`` bounds the live cgroups only."""
+        plugin = self._started()
+        view = plugin.map("runq_hists")
+        gone = self._removed.reap(plugin, self.cgroup_tree, view)
+        rows = {int(cgroup_id): i for i, cgroup_id in enumerate(view.keys.get("key", ()))}
+        hists = {
+            cgroup_id: self._histogram(cgroup_id, row)
+            for cgroup_id, row in self._removed.hist_rows.items()
+        }
+        for cgroup_id, i in rows.items():
+            if cgroup_id not in gone:
+                row = {name: column[i] for name, column in view.values.items()}
+                hists[cgroup_id] = self._histogram(cgroup_id, row)
         return hists
+
+    def _histogram(self, cgroup_id: int, row: dict[str, Any]) -> CgroupHistogram:
+        """A histogram from one decoded ``struct runq_hist``."""
+        assert self._tree is not None and self._resolver is not None
+        cgroup_name = str(row["cgroup_name"])
+        return CgroupHistogram(
+            cgroup_id=cgroup_id,
+            slots=np.asarray(row["slots"]).astype(np.uint64),
+            count=int(row["count"]),
+            total_ns=int(row["total_ns"]),
+            max_ns=int(row["max_ns"]),
+            comm=str(row["comm"]),
+            cgroup_name=cgroup_name,
+            cgroup_path=self._tree.path(cgroup_id),
+            info=self._resolver.resolve(cgroup_id, name_hint=cgroup_name),
+        )
+
+    def forget_removed(self) -> set[int]:
+        """Drops what is kept of removed cgroups (once reported, say), so a
+        long-lived reader's memory follows the live cgroups; returns their ids."""
+        return self._removed.forget()
 
     def next_batch(self, timeout: float | None = None) -> EventBatch | None:
         """The next batch of events; None on timeout or once the stream has
@@ -283,11 +304,13 @@ class RunqProbe(Lifecycle):
         that had the CPU (:data:`~noisy_neighbor.runq.wire.IDLE`: the CPU was
         idle; :data:`~noisy_neighbor.runq.wire.UNTRACKED`: not split). Needs
         ``attribution=True``."""
-        return wire.blame_rows(self._attribution().map("runq_blame"))
+        rows = wire.blame_rows(self._attribution().map("runq_blame"))
+        return [*rows, *self._removed.blame]
 
     def switch_outs(self) -> list[SwitchOuts]:
         """Switch-outs so far, per cgroup, by cause. Needs ``attribution=True``."""
-        return wire.switch_out_rows(self._attribution().map("switch_outs"))
+        rows = wire.switch_out_rows(self._attribution().map("switch_outs"))
+        return [*rows, *self._removed.switch_outs]
 
     @property
     def cgroup_tree(self) -> CgroupTree:
@@ -339,7 +362,13 @@ class RunqProbe(Lifecycle):
             if isinstance(cgroup, bool) or not isinstance(cgroup, (int, str)):
                 raise TypeError(f"cgroups takes paths (str) or ids (int), got {cgroup!r}")
             if isinstance(cgroup, int):
-                ids.append(check_int("a cgroup id", cgroup, 1, 2**64 - 1))
+                cgroup_id = check_int("a cgroup id", cgroup, 1, 2**64 - 1)
+                if self._tree.path(cgroup_id) is None:
+                    raise CgroupNotFoundError(
+                        f"no cgroup has id {cgroup_id} (a cgroup's id is the inode number of "
+                        f"its directory under {self._tree.mount})"
+                    )
+                ids.append(cgroup_id)
             else:
                 ids.extend(self._tree.subtree_ids(cgroup))
         return sorted(set(ids))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .. import _native
+from .._native import inspect_object, runq_object
 from ..host.layout import Layout, RecordDecoder
 from ..host.maps import MapView
 
@@ -31,9 +31,9 @@ __all__ = [
 ]
 
 #: The compiled probe (``src/bpf/runq.bpf.c``), and the name it loads under.
-OBJECT: bytes = _native.runq_object()
+OBJECT: bytes = runq_object()
 OBJECT_NAME = "runq"
-_INFO = _native.inspect_object(OBJECT, name=OBJECT_NAME)
+_INFO = inspect_object(OBJECT, name=OBJECT_NAME)
 _MAPS = {m.name: m for m in _INFO.maps}
 _GLOBALS = {g.name: g for g in _INFO.globals}
 

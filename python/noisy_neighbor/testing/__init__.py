@@ -20,6 +20,7 @@ from .workloads import (
     ping_pong,
     read_schedstat,
     remove_leftover_cgroups,
+    request_loop,
 )
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "ping_pong",
     "read_schedstat",
     "remove_leftover_cgroups",
+    "request_loop",
 ]

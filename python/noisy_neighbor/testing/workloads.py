@@ -36,6 +36,7 @@ __all__ = [
     "ping_pong",
     "read_schedstat",
     "remove_leftover_cgroups",
+    "request_loop",
 ]
 
 #: A single-threaded busy loop.
@@ -45,6 +46,19 @@ CPU_HOG: list[str] = ["/bin/sh", "-c", "while :; do :; done"]
 def periodic_sleeper(period_s: float) -> list[str]:
     """A process that sleeps ``period_s`` seconds in a loop: one wakeup per period."""
     return [sys.executable, "-c", f"import time\nwhile True: time.sleep({period_s!r})"]
+
+
+def request_loop(work_s: float = 0.001, wait_s: float = 0.001) -> list[str]:
+    """A latency-sensitive worker: ``work_s`` of work, then ``wait_s`` of
+    waiting for the next request, in a loop."""
+    code = (
+        "import time\n"
+        "while True:\n"
+        f"    end = time.perf_counter() + {work_s!r}\n"
+        "    while time.perf_counter() < end: pass\n"
+        f"    time.sleep({wait_s!r})\n"
+    )
+    return [sys.executable, "-c", code]
 
 
 def ping_pong() -> list[str]:
@@ -118,6 +132,8 @@ class TestCgroup:
         self._spawned: list[BaseProcess] = []
         #: v1 controller directories the cgroup's processes also join.
         self.v1_paths: dict[str, str] = {}
+        #: v1 parent directories created for them (deepest first).
+        self.v1_parents: list[str] = []
         try:
             self._apply_cpu_settings(cpu_weight, cpu_quota_us, cpu_period_us, cpus)
         except BaseException:
@@ -139,7 +155,16 @@ class TestCgroup:
                 f"`echo +{controller} > {os.path.dirname(self.abspath)}/cgroup.subtree_control`"
             )
         path = os.path.join(mount, self.path.strip("/"))
-        os.mkdir(path)
+        # A nested cgroup (`demo/capped`) needs its v1 parents too; they are
+        # removed with it, deepest first.
+        missing = []
+        directory = path
+        while not os.path.isdir(directory):
+            missing.append(directory)
+            directory = os.path.dirname(directory)
+        for directory in reversed(missing):
+            os.mkdir(directory)
+        self.v1_parents.extend(missing[1:])
         self.v1_paths[controller] = path
         return path
 
@@ -308,7 +333,12 @@ class TestCgroup:
             self.kill()
         for directory in [*self.v1_paths.values(), self.abspath]:
             _rmdir_when_empty(directory)
+        for directory in self.v1_parents:
+            # Still holding a sibling's v1 cgroup: that sibling's to remove.
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
         self.v1_paths.clear()
+        self.v1_parents.clear()
 
     def __enter__(self) -> TestCgroup:
         return self

@@ -8,25 +8,38 @@ import sys
 import time
 from collections.abc import Sequence
 
+from .._native import __version__
 from ..analysis.intervals import IntervalReports
 from ..errors import NoisyNeighborError
 from ..runq.histogram import CgroupHistogram
 from ..runq.probe import METHODS, RunqProbe
 from ..runq.verdicts import NoisyNeighborReport
 from ..units import UNITS, format_ns
-from .cli_args import positive_float, positive_int
+from .cli_args import Parser, positive_float, positive_int
 from .cli_run import add_run_parser, run_plugin
+from .demo import run_demo
 from .keys import quit_keys
 
 __all__ = ["main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="noisy-neighbor",
         description="Per-cgroup CPU run-queue latency from eBPF (needs root).",
     )
+    parser.add_argument("--version", action="version", version=f"noisy-neighbor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo",
+        help="catch a noisy neighbor on this machine in a few seconds (start here)",
+        description=(
+            "Create a victim, a neighbor pinned to its CPU and a CPU-capped cgroup, collect "
+            "with attribution, print the report and the victim's histogram, then remove "
+            "everything the demo made (on Ctrl-C too)."
+        ),
+    )
+    demo.add_argument("--seconds", type=positive_float, default=8.0, metavar="N", help="default 8")
     runqlat = commands.add_parser(
         "runqlat",
         help="print per-cgroup run-queue latency histograms, busiest first",
@@ -54,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--top", type=positive_int, default=None, metavar="N", help="print only the N busiest"
     )
     runqlat.add_argument("--method", choices=METHODS, default="auto", help="default auto")
+    add_max_cgroups(runqlat)
     runqlat.add_argument("--json", action="store_true", help="one JSON object per interval")
 
     report = commands.add_parser(
@@ -69,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seconds", type=positive_float, default=10.0, metavar="N", help="default 10"
     )
     report.add_argument("--method", choices=METHODS, default="auto", help="default auto")
+    add_max_cgroups(report)
     report.add_argument("--json", action="store_true", help="print the report as JSON")
 
     top = commands.add_parser(
@@ -80,8 +95,26 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--count", type=positive_int, default=None, metavar="N")
     top.add_argument("--rows", type=positive_int, default=20, metavar="N", help="default 20")
     top.add_argument("--method", choices=METHODS, default="auto", help="default auto")
+    add_max_cgroups(top)
     add_run_parser(commands)
     return parser
+
+
+ROOT_ONLY_HINT = (
+    "Every task that waited runs in the root cgroup, so there is no neighbor to tell apart: "
+    "put workloads in cgroups (`systemd-run --scope -p CPUWeight=100 CMD`, or a container), "
+    "or run `noisy-neighbor demo`."
+)
+
+
+def add_max_cgroups(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--max-cgroups",
+        type=positive_int,
+        default=10240,
+        metavar="N",
+        help="live cgroups the kernel's maps hold (default 10240; removed ones are reaped)",
+    )
 
 
 def _interval_histograms(
@@ -96,14 +129,15 @@ def _interval_histograms(
     return deltas
 
 
-def _losses(stats: dict[str, int]) -> str:
-    lost = {k: v for k, v in stats.items() if k.startswith("failed") and v}
-    return ", ".join(f"{k}={v}" for k, v in lost.items())
+def _losses(stats: dict[str, int], before: dict[str, int]) -> str:
+    """What was lost in the kernel since ``before`` (the last interval)."""
+    lost = {k: v - before.get(k, 0) for k, v in stats.items() if k.startswith("failed")}
+    return ", ".join(f"{k}={v}" for k, v in lost.items() if v)
 
 
 def run_runqlat(args: argparse.Namespace) -> int:
     out = sys.stdout
-    with RunqProbe(method=args.method, cgroups=args.cgroup) as probe:
+    with RunqProbe(method=args.method, cgroups=args.cgroup, max_cgroups=args.max_cgroups) as probe:
         if not args.json:
             print(
                 f"Tracing run-queue latency per cgroup ({probe.method} method)... "
@@ -112,11 +146,13 @@ def run_runqlat(args: argparse.Namespace) -> int:
                 flush=True,
             )
         before: dict[int, CgroupHistogram] = {}
+        stats_before: dict[str, int] = {}
         interval = 0
         while args.count is None or interval < args.count:
             started = time.time()
             time.sleep(args.interval)
             now = probe.histograms()
+            probe.forget_removed()  # reported in this interval's deltas, once
             hists = _interval_histograms(now, before)[: args.top]
             before = now
             interval += 1
@@ -131,17 +167,21 @@ def run_runqlat(args: argparse.Namespace) -> int:
                 }
                 print(json.dumps(record), file=out, flush=True)
                 continue
-            print(f"\n{time.strftime('%H:%M:%S')}  {len(hists)} cgroups waited", file=out)
+            waited = f"{len(hists)} cgroup{'' if len(hists) == 1 else 's'} waited"
+            print(f"\n{time.strftime('%H:%M:%S')}  {waited}", file=out)
+            if hists and all(h.cgroup_path == "/" for h in hists):
+                print(ROOT_ONLY_HINT, file=out)
             for hist in hists:
                 print("\n" + hist.to_text(args.unit), file=out)
-            if lost := _losses(stats):
-                print(f"\nlost (counted in the kernel): {lost}", file=out)
+            if lost := _losses(stats, stats_before):
+                print(f"\nlost in this interval (counted in the kernel): {lost}", file=out)
+            stats_before = stats
             out.flush()
     return 0
 
 
 def run_report(args: argparse.Namespace) -> int:
-    with RunqProbe(method=args.method, attribution=True) as probe:
+    with RunqProbe(method=args.method, attribution=True, max_cgroups=args.max_cgroups) as probe:
         if not args.json:
             print(f"Collecting for {args.seconds:g} s ({probe.method} method)...", flush=True)
         time.sleep(args.seconds)
@@ -170,7 +210,8 @@ def top_table(report: NoisyNeighborReport, rows: int) -> str:
 
 
 def run_top(args: argparse.Namespace) -> int:
-    with RunqProbe(method=args.method, attribution=True) as probe, quit_keys() as pressed:
+    probe = RunqProbe(method=args.method, attribution=True, max_cgroups=args.max_cgroups)
+    with probe, quit_keys() as pressed:
         intervals = IntervalReports(probe)
         shown = 0
         while args.count is None or shown < args.count:
@@ -188,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "demo":
+            return run_demo(args.seconds)
         if args.command == "runqlat":
             return run_runqlat(args)
         if args.command == "report":
@@ -196,8 +239,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_top(args)
         if args.command == "run":
             return run_plugin(args)
-    except NoisyNeighborError as err:
-        print(f"noisy-neighbor: error: {err}", file=sys.stderr)
+    except (NoisyNeighborError, ValueError, TypeError, OSError) as err:
+        # One line, whatever went wrong; a verifier log (ProbeLoadError)
+        # follows it, indented, because it is the reason.
+        first, *details = (str(err) or type(err).__name__).splitlines()
+        print(f"noisy-neighbor: error: {first}", file=sys.stderr)
+        for line in details:
+            print(f"    {line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

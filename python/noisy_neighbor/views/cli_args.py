@@ -1,21 +1,46 @@
-"""Argument checkers shared by the ``noisy-neighbor`` subcommands."""
+"""The ``noisy-neighbor`` argument parser's rules, shared by its subcommands:
+every bad argument is one line on stderr and exit status 1, and numbers are
+checked for range (no NaN, no infinity) before anything loads."""
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
+from typing import NoReturn
 
-__all__ = ["positive_float", "positive_int"]
+__all__ = ["MAX_SECONDS", "Parser", "positive_float", "positive_int"]
+
+#: Longest interval or collection a flag takes: a day.
+MAX_SECONDS = 86_400.0
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line and exit status 1, like every other
+    error of the command (subcommands inherit it)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"noisy-neighbor: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(1)
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds in (0, {MAX_SECONDS:g}], got {text}"
+        )
     return value
 
 
 def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 0 < value < 2**31:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {2**31 - 1}, got {text}")
     return value

@@ -111,6 +111,13 @@ def _open_plugin(args: argparse.Namespace) -> Plugin:
         path = compile_file(path)
     plugin = Plugin.load(path, programs=args.program, records=records or None)
     plugin.set(**dict(parse_global(plugin.globals, a) for a in args.set))
+    for name in args.map:  # checked before anything loads, not after an interval
+        if name not in plugin.maps or plugin.maps[name].ring_buffer:
+            readable = [m for m, info in plugin.maps.items() if not info.ring_buffer]
+            raise PluginObjectError(
+                f"--map {name}: {plugin.path.name} has no such map to read "
+                f"(its maps: {', '.join(readable) or 'none'})"
+            )
     return plugin
 
 

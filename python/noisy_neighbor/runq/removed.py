@@ -1,0 +1,68 @@
+"""Cgroups removed while the probe runs: their final readings are folded out
+of the kernel's maps into Python, and their map entries freed, so a
+long-lived probe's maps hold live cgroups only (``max_cgroups`` bounds those)
+while nothing they measured is lost. A removed cgroup's id is never reused
+(kernfs ids only grow) and it has no tasks left, so its readings are final."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..host.maps import MapView
+from ..host.plugin import Plugin
+from ..names.cgroupfs import CgroupTree
+from .wire import Blame, SwitchOuts, blame_rows, switch_out_rows
+
+__all__ = ["RemovedCgroups"]
+
+#: Maps keyed by the cgroup of the task that waited (or switched out).
+PER_CGROUP_MAPS = ("runq_hists", "switch_outs", "last_event_ns")
+
+
+@dataclass
+class RemovedCgroups:
+    """Final readings of removed cgroups: raw histogram rows by cgroup id,
+    and their attribution rows."""
+
+    hist_rows: dict[int, dict[str, object]] = field(default_factory=dict)
+    blame: list[Blame] = field(default_factory=list)
+    switch_outs: list[SwitchOuts] = field(default_factory=list)
+
+    def reap(self, plugin: Plugin, tree: CgroupTree, hists: MapView) -> set[int]:
+        """Moves the entries of removed cgroups out of the maps; ``hists`` is
+        a fresh reading of ``runq_hists``. Returns the ids reaped."""
+        ids = hists.keys["key"] if len(hists) else np.zeros(0, dtype=np.uint64)
+        gone = {int(i) for i in ids if tree.path(int(i)) is None}
+        if not gone:
+            return gone
+        for i, cgroup_id in enumerate(ids):
+            if int(cgroup_id) in gone:
+                # Copies: a view would keep the whole reading alive.
+                self.hist_rows[int(cgroup_id)] = {
+                    name: np.array(column[i]) for name, column in hists.values.items()
+                }
+        blame = [b for b in blame_rows(plugin.map("runq_blame")) if b.cgroup_id in gone]
+        outs = [o for o in switch_out_rows(plugin.map("switch_outs")) if o.cgroup_id in gone]
+        self.blame.extend(blame)
+        self.switch_outs.extend(outs)
+        for name in PER_CGROUP_MAPS:
+            plugin.delete(name, sorted(gone))
+        if blame:
+            plugin.delete(
+                "runq_blame",
+                {
+                    "cgroup_id": [b.cgroup_id for b in blame],
+                    "culprit_cgroup_id": [b.culprit_cgroup_id for b in blame],
+                },
+            )
+        return gone
+
+    def forget(self) -> set[int]:
+        """Drops the readings kept so far (once reported, say); returns their ids."""
+        ids = set(self.hist_rows)
+        self.hist_rows.clear()
+        self.blame.clear()
+        self.switch_outs.clear()
+        return ids
