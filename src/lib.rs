@@ -4,6 +4,14 @@
 //! `host` loads and runs BPF objects; `stream` turns ring buffers into
 //! batches; `sys` checks the kernel; `runq` is the run-queue probe, the host's
 //! first plugin; `py` is the Python binding of all of them.
+//!
+//! Input from Python flows through all of it, and a panic would abort the
+//! interpreter (or unwind into libbpf's C callbacks): outside tests, errors
+//! are returned, never unwrapped.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
+)]
 
 mod errors;
 mod host;

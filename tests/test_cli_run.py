@@ -3,6 +3,7 @@ the way ``ecli run`` prints it."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from noisy_neighbor.errors import PluginGlobalError
+from noisy_neighbor.errors import PluginGlobalError, PluginObjectError
 from noisy_neighbor.host.layout import Field, Layout
+from noisy_neighbor.host.plugin import Plugin
 from noisy_neighbor.views.cli_run import parse_global
 
 CLI = [sys.executable, "-m", "noisy_neighbor", "run"]
@@ -113,3 +115,33 @@ def test_run_reports_bad_input_in_one_line(tmp_path) -> None:
         assert out.stderr.startswith("noisy-neighbor: error:"), out.stderr
         assert message in out.stderr
         assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "cache_is_a_file", "message"),
+    [
+        (["--map", "nosuch", "--interval", "3600"], False, r"--map nosuch: .* no such map"),
+        ([], True, "NN_CACHE_DIR to a writable directory"),
+    ],
+)
+def test_run_refuses_bad_input_before_loading_in_one_line(
+    tmp_path, argv: list[str], cache_is_a_file: bool, message: str
+) -> None:
+    cache = tmp_path / "cache"
+    if cache_is_a_file:
+        cache.write_text("not a directory")
+    out = subprocess.run(
+        [*CLI, str(DATA / "seed" / "noisy_neighbor.bpf.c"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,  # bounds a hang: an error must not wait out the interval
+        env={"NN_CACHE_DIR": str(cache), "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.startswith("noisy-neighbor: error: ") and "Traceback" not in out.stderr
+    assert re.search(message, out.stderr), out.stderr
+
+
+def test_a_directory_is_not_a_plugin(tmp_path) -> None:
+    with pytest.raises(PluginObjectError, match="is a directory"):
+        Plugin.load(tmp_path)

@@ -16,6 +16,12 @@ import pytest
 pytestmark = pytest.mark.needs_bpf
 
 
+def interruptible() -> None:
+    """Ctrl-C reaches the child even when this run was started in the
+    background, where the shell ignores SIGINT and children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _leftovers() -> list[str]:
     """Demo cgroups in any hierarchy (v2 and the v1 controllers)."""
     return glob.glob("/sys/fs/cgroup/**/nn-demo-*", recursive=True)
@@ -53,7 +59,9 @@ def test_ctrl_c_ends_the_demo_and_removes_what_it_made() -> None:
     demo = subprocess.Popen(
         [sys.executable, "-m", "noisy_neighbor", "demo", "--seconds", "30"],
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     try:
         assert demo.stdout is not None
@@ -61,9 +69,9 @@ def test_ctrl_c_ends_the_demo_and_removes_what_it_made() -> None:
         time.sleep(1.0)
         assert _leftovers()  # the demo's cgroups exist while it runs
         demo.send_signal(signal.SIGINT)
-        demo.communicate(timeout=60)
+        out, err = demo.communicate(timeout=60)
     finally:
         demo.kill()
-    assert demo.returncode == 130
+    assert demo.returncode == 130, out + err
     assert not _leftovers()
     assert not _our_programs()

@@ -144,6 +144,34 @@ def test_misuse_gets_clear_errors() -> None:
         nn.RunqProbe().histograms()
     with pytest.raises(nn.CgroupNotFoundError, match="no cgroup"):
         nn.RunqProbe(cgroups=["/no/such/cgroup"]).start()
+    with pytest.raises(nn.CgroupNotFoundError, match="outside the cgroup2 mount"):
+        nn.RunqProbe(cgroups=["../../../../etc"]).start()
+    with pytest.raises(nn.CgroupNotFoundError, match="no cgroup has id 123456789"):
+        nn.RunqProbe(cgroups=[123456789]).start()
+    assert our_loaded_programs() == set()
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"cgroups": []}, ValueError, r"cgroups=\[\] would measure nothing"),
+        ({"cgroups": "/system.slice"}, TypeError, r"write cgroups=\['/system.slice'\]"),
+        ({"cgroups": [-1]}, ValueError, "a cgroup id must be in"),
+        ({"max_cgroups": 2**40}, ValueError, "max_cgroups must be in"),
+        ({"max_cgroups": 0}, ValueError, "max_cgroups must be in"),
+        ({"ring_buffer_bytes": -1}, ValueError, "ring_buffer_bytes must be in"),
+        ({"ring_buffer_bytes": 5000}, ValueError, "power of two"),
+        ({"pending_batches": -1}, ValueError, "pending_batches must be in"),
+        ({"rate_limit_ns": -1}, ValueError, "rate_limit_ns must be in"),
+        ({"batch_events": 2**32}, ValueError, "batch_events must be in"),
+        ({"batch_events": 1.5}, TypeError, "batch_events must be an int"),
+        ({"max_cgroups": True}, TypeError, "max_cgroups must be an int"),
+    ],
+)
+def test_bad_options_name_the_parameter_and_its_range(options, error, message) -> None:
+    # Checked where the probe is made, before anything loads.
+    with pytest.raises(error, match=message):
+        nn.RunqProbe(**options).start()
     assert our_loaded_programs() == set()
 
 

@@ -155,7 +155,12 @@ print(json.dumps({"batches": len(sizes), "received": sum(sizes), "running": runn
 
 def test_ctrl_c_ends_the_loop_detaches_and_leaves_no_thread() -> None:
     child = subprocess.Popen(
-        [sys.executable, "-c", STREAM_UNTIL_INTERRUPTED], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", STREAM_UNTIL_INTERRUPTED],
+        stdout=subprocess.PIPE,
+        text=True,
+        # Ctrl-C must reach the child even when this run was started in the
+        # background, where the shell ignores SIGINT and children inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert child.stdout is not None
