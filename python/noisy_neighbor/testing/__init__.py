@@ -10,15 +10,12 @@ here. Builds on ``runq`` and ``names``.
 
 from __future__ import annotations
 
+from .ground_truth import Schedstat, Window, measure_window, read_schedstat
 from .workloads import (
     CPU_HOG,
-    Schedstat,
     TestCgroup,
-    Window,
-    measure_window,
     periodic_sleeper,
     ping_pong,
-    read_schedstat,
     remove_leftover_cgroups,
     request_loop,
 )
