@@ -41,7 +41,8 @@ def _progress(out: TextIO, seconds: float, stop_at: float) -> None:
                 f"\rcollecting {seconds - left:4.1f} / {seconds:g} s", end="", file=out, flush=True
             )
         time.sleep(min(left, 0.25))
-    print(f"\rcollected {seconds:g} s" + " " * 12, file=out, flush=True)
+    done = f"collected {seconds:g} s"
+    print(f"\r{done}{' ' * 12}" if live else done, file=out, flush=True)
 
 
 def run_demo(seconds: float = 8.0, out: TextIO = sys.stdout) -> int:
