@@ -348,17 +348,6 @@ class Plugin(Lifecycle):
         raw = section[info.offset : info.offset + info.layout.size]
         return row_value(decode(raw, info.layout, "value"), 0)
 
-    def initial_value(self, name: str) -> Any:
-        """The value global ``name`` has in the object file (before any
-        ``set()``), decoded by its type."""
-        info = self._global(name)
-        if info.initial is None:
-            raise PluginGlobalError(f"the object file holds no value of global {name!r}")
-        raw = memoryview(info.initial).cast("B")
-        import numpy as np
-
-        return row_value(decode(np.frombuffer(raw, dtype=np.uint8), info.layout, "value"), 0)
-
     def delete(self, name: str, keys: Sequence[Any] | Mapping[str, Sequence[Any]]) -> int:
         """Deletes entries of map ``name``: ``keys`` is a list of scalar keys,
         or, for a struct key, one list of values per field. Returns how many
