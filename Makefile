@@ -105,6 +105,9 @@ wheel-test: wheel
 	  if ldd $$so | grep -E 'libelf.*=> /(usr/)?lib/'; then \
 	    echo "$$so loads the system's libelf instead of the wheel's" >&2; exit 1; fi
 	env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp $(WHEEL_VENV)/bin/noisy-neighbor runqlat --interval 1 --count 1 --top 3
+	@echo "== the sdist builds a wheel from source, as pip would on another platform =="
+	$(WHEEL_VENV)/bin/pip wheel -q --no-deps -w $(WHEEL_VENV)/from-sdist dist/*.tar.gz
+	ls $(WHEEL_VENV)/from-sdist/*.whl
 	rm -rf $(WHEEL_VENV)
 
 clean:
