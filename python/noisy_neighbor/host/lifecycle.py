@@ -1,20 +1,9 @@
 """The one lifecycle of everything that loads programs (a plugin, the
-run-queue probe, the agent to come), written once:
-
-========================  ==================  =====================  ==========================
-call                      before start        while running          after stop
-========================  ==================  =====================  ==========================
-``start()``               loads, attaches     ProbeStateError        loads afresh (zeroed maps)
-``stop()``                nothing             detaches, unloads      nothing
-``close()``               nothing             stops, lets go         lets go of maps, batches
-``with``                  start ... stop      ProbeStateError        start ... stop
-``stats()``, readings     ProbeStateError     live values            final values
-``next_batch()``          ProbeStateError     next batch or None     rest, then None
-``batches()``             ProbeStateError     until stop (Ctrl-C:    the rest, then ends
-                                              stop, then the rest)
-========================  ==================  =====================  ==========================
-
-After ``close()``, readings raise :class:`ProbeStateError` as before start.
+run-queue probe, the agent to come). What each call does before start, while
+running and after stop is the table under "Lifecycle" in the README, its one
+place: ``start()`` twice raises :class:`ProbeStateError`, ``stop()`` is
+idempotent, readings before start (or after ``close()``) raise, and
+``batches()`` turns Ctrl-C into a stop that still delivers every batch made.
 """
 
 from __future__ import annotations
