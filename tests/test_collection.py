@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -84,3 +89,41 @@ def test_loading_anything_but_a_saved_collection_says_what_it_is(tmp_path) -> No
             nn.load(str(tmp_path / name))
     with pytest.raises(nn.CollectionFileError, match="is not a Parquet file"):
         nn.load(str(tmp_path / "missing.parquet"))
+
+
+COLLECT_UNTIL_INTERRUPTED = """
+import json, noisy_neighbor as nn
+print("collecting", flush=True)
+collection = nn.collect(60, progress=False, cgroups=[{path!r}], batch_ms=20)
+print(json.dumps({{"rows": len(collection.events), "seconds": collection.seconds,
+                  "stats": collection.stats}}), flush=True)
+"""
+
+
+@pytest.mark.needs_bpf
+def test_ctrl_c_ends_a_collection_early_and_keeps_every_wait(cgroup_factory) -> None:
+    busy = cgroup_factory()
+    for _ in range(3):
+        busy.run(CPU_HOG)  # three hogs on two CPUs: waits all the time
+    child = subprocess.Popen(
+        [sys.executable, "-c", COLLECT_UNTIL_INTERRUPTED.format(path=busy.path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        # Ctrl-C reaches the child even when the suite runs in the background.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "collecting"
+        time.sleep(1.5)
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 0  # the collection came back, not a traceback
+    result = json.loads(out.strip().splitlines()[-1])
+    stats = result["stats"]
+    assert result["seconds"] < 60 and result["rows"] > 0
+    # Every wait batched before or during the stop is in the collection.
+    assert result["rows"] == stats["batched_events"]
+    assert stats["events"] == stats["batched_events"] + stats["dropped_batch_events"]
