@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -151,3 +153,34 @@ def test_report_names_the_neighbor_and_top_shows_it_live(cgroup_factory) -> None
     # The victim's own row (its name also shows up as the culprit of others).
     victim_line = next(line for line in top.splitlines()[::-1] if line.startswith(victim.path[1:]))
     assert neighbor.path[1:] in victim_line and "noisy-neighbor" in victim_line
+
+
+@pytest.mark.needs_bpf
+@pytest.mark.parametrize(
+    ("command", "code"), [(["runqlat"], 130), (["top"], 130), (["report", "--seconds", "60"], 0)]
+)
+def test_ctrl_c_ends_a_command_and_leaves_nothing_loaded(command: list[str], code: int) -> None:
+    child = subprocess.Popen(
+        [*CLI, *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        # Ctrl-C reaches the child even when the suite runs in the background.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        time.sleep(2.0)  # loaded and attached by then; the exit code says if not
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    # runqlat and top end at once; report prints what it collected until then.
+    assert child.returncode == code, err
+    if command[0] == "report":
+        assert "Run-queue latency per cgroup over" in out
+    assert "Traceback" not in err
+    listed = subprocess.run(
+        ["bpftool", "prog", "show", "--json"], check=True, capture_output=True, text=True
+    ).stdout
+    assert not [p for p in json.loads(listed) if p.get("name", "").startswith("nn_")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -183,8 +184,13 @@ def run_runqlat(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     with RunqProbe(method=args.method, attribution=True, max_cgroups=args.max_cgroups) as probe:
         if not args.json:
-            print(f"Collecting for {args.seconds:g} s ({probe.method} method)...", flush=True)
-        time.sleep(args.seconds)
+            print(
+                f"Collecting for {args.seconds:g} s ({probe.method} method); Ctrl-C reports "
+                "early...",
+                flush=True,
+            )
+        with contextlib.suppress(KeyboardInterrupt):  # report what was collected
+            time.sleep(args.seconds)
     report = probe.report()
     print(json.dumps(report.to_dict()) if args.json else report, flush=True)
     return 0
