@@ -46,6 +46,10 @@ def call(case):
         nn.resolve_cgroup(*args)
     elif kind == "collect":
         nn.collect(*args, progress=False, **kwargs)
+    elif kind == "load":
+        nn.load(*args)
+    elif kind == "live":
+        nn.live(nn.RunqProbe(), count=1, **kwargs)
 
 case = pickle.loads(base64.b64decode(sys.argv[1]))
 try:
@@ -208,3 +212,18 @@ def test_the_cli_answers_any_arguments_with_a_line_never_a_traceback(argv: list[
     assert "Traceback" not in done.stderr, (argv, done.stderr[-1500:])
     if done.returncode == 1:
         assert done.stderr.startswith("noisy-neighbor: error: "), (argv, done.stderr[-500:])
+
+
+@CASES
+@given(path=st.one_of(anything, st.sampled_from(["/", "/dev/null", "/proc/self/status", ""])))
+def test_any_path_loads_a_collection_or_is_refused(path: object):
+    _run("load", path)
+
+
+@CASES
+@given(interval=anything)
+def test_any_live_interval_shows_or_is_refused(interval: object):
+    # Real intervals are cut short: the case is about the value, not the wait.
+    if isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval > 0.2:
+        interval = 0.2
+    _run("live", interval=interval)

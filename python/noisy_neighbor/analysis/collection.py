@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -114,12 +115,14 @@ class Collection:
         )
 
 
-def load(path: str) -> Collection:
+def load(path: str | os.PathLike[str]) -> Collection:
     """Reads a Collection written by :meth:`Collection.save`; raises
     :class:`CollectionFileError` for any other file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"nn.load takes the path of a file Collection.save() wrote, got {path!r}")
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as err:

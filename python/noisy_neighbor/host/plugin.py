@@ -71,7 +71,12 @@ class Plugin(Lifecycle):
         else:
             self.path = Path(source)
             if not self.path.is_file():
-                what = "is a directory" if self.path.is_dir() else "does not exist"
+                if self.path.is_dir():
+                    what = "is a directory"
+                elif self.path.exists():
+                    what = "is not a regular file"
+                else:
+                    what = "does not exist"
                 raise PluginObjectError(f"{self.path} {what}: pass the path of a .bpf.o file")
             self._source = str(self.path)
         self._name = name

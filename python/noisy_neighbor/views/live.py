@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from ..analysis.intervals import IntervalReports
+from ..checks import check_seconds
 from ..runq.histogram import CgroupHistogram
 from ..runq.probe import RunqProbe
 from ..runq.verdicts import NoisyNeighborReport
@@ -77,6 +78,9 @@ def live_view(
     ``attribution=True``, with culprits and verdicts). Starts the probe if it
     is not running, and then stops it again on the way out. Exported as
     ``noisy_neighbor.live``."""
+    if not isinstance(probe, RunqProbe):
+        raise TypeError(f"live() shows a RunqProbe, got {probe!r}: nn.live(nn.RunqProbe())")
+    interval = check_seconds("interval", interval)
     started_here = not probe.running
     if started_here:
         probe.start()
