@@ -60,9 +60,10 @@ class EventBatch:
         """A DataFrame with one row per event (needs pandas).
 
         With ``resolve=True``, adds what each cgroup id is: ``cgroup`` (path,
-        the last known one for removed cgroups), ``container_id`` and ``pod``
-        (display name), and the same for the cgroup that had the CPU
-        (``prev_cgroup``, ``prev_container_id``, ``prev_pod``).
+        the last known one for removed cgroups), ``container_id``,
+        ``container_name`` and ``image`` (as the runtime keeps them), and
+        ``pod`` (display name), and the same for the cgroup that had the CPU
+        (``prev_cgroup``, ``prev_container_id``, ...).
         """
         try:
             import pandas as pd
@@ -83,9 +84,10 @@ class EventBatch:
                 infos = {int(i): resolve_cgroup(int(i)) for i in np.unique(frame[id_column])}
                 ids = frame[id_column]
                 frame[f"{prefix}cgroup"] = ids.map({i: n.path for i, n in infos.items()})
-                frame[f"{prefix}container_id"] = ids.map(
-                    {i: n.container_id for i, n in infos.items()}
-                )
+                for field in ("container_id", "container_name", "image"):
+                    frame[f"{prefix}{field}"] = ids.map(
+                        {i: getattr(n, field) for i, n in infos.items()}
+                    )
                 frame[f"{prefix}pod"] = ids.map({i: _pod_name(n) for i, n in infos.items()})
         return frame
 

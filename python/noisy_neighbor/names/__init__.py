@@ -22,12 +22,26 @@ from .resolver import (
     classify_cgroup_path,
     resolve_cgroup,
 )
+from .runtimes import (
+    ContainerdBundles,
+    ContainerNames,
+    ContainerNameSource,
+    CrioState,
+    DockerStateDir,
+    RuntimeNames,
+)
 
 __all__ = [
     "CgroupInfo",
     "CgroupResolver",
     "CgroupTree",
+    "ContainerNameSource",
+    "ContainerNames",
+    "ContainerdBundles",
+    "CrioState",
+    "DockerStateDir",
     "PodNameSource",
+    "RuntimeNames",
     "VarLogPods",
     "cgroup2_mounts",
     "cgroup_v1_mount",

@@ -6,7 +6,9 @@ understood: a kind node (a Docker container running systemd and kubelet) holds
 pods, and a pod holds containers. Pod names and namespaces come from
 :class:`PodNameSource` plug-ins; the default reads the directories kubelet
 keeps under ``/var/log/pods/<namespace>_<name>_<uid>/``, which needs no API
-server. A CRI/containerd lookup can be added behind the same interface.
+server. Container names and images come from the runtimes' own state
+(:mod:`noisy_neighbor.names.runtimes`: Docker, containerd/CRI, CRI-O), which
+also names the pod and namespace of a CRI container.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Protocol
 
 from ..checks import check_int
 from .cgroupfs import CgroupTree
+from .runtimes import RuntimeNames
 
 __all__ = [
     "CgroupInfo",
@@ -69,6 +72,9 @@ class CgroupInfo:
     pod_namespace: str | None = None
     qos: str | None = None
     display_name: str | None = None
+    #: The container's name and image, as its runtime keeps them.
+    container_name: str | None = None
+    image: str | None = None
 
 
 def classify_cgroup_path(path: str) -> CgroupInfo:
@@ -136,7 +142,9 @@ def _display_name(info: CgroupInfo, leaf: str) -> str:
         )
     short_id = info.container_id[:12] if info.container_id else None
     if info.kind == "container" and pod:
-        return f"{pod}/{short_id}"
+        return f"{pod}/{info.container_name or short_id}"
+    if info.kind == "container" and info.container_name:
+        return info.container_name
     if info.kind == "container":
         return f"{info.runtime or 'container'} {short_id}"
     if info.kind == "pod" and pod:
@@ -181,10 +189,14 @@ class CgroupResolver:
     """Resolves cgroup ids and paths to :class:`CgroupInfo`, caching."""
 
     def __init__(
-        self, tree: CgroupTree | None = None, pod_names: PodNameSource | None = None
+        self,
+        tree: CgroupTree | None = None,
+        pod_names: PodNameSource | None = None,
+        container_names: RuntimeNames | None = None,
     ) -> None:
         self.tree = tree or CgroupTree()
         self.pod_names = pod_names or VarLogPods()
+        self.container_names = container_names or RuntimeNames()
         self._cache: dict[str, CgroupInfo] = {}
 
     def resolve(self, id_or_path: int | str, name_hint: str | None = None) -> CgroupInfo:
@@ -205,12 +217,31 @@ class CgroupResolver:
             return CgroupInfo(id=cgroup_id, path=None, display_name=f"cgroup {cgroup_id}")
         info = self._cache.get(path)
         if info is None:
-            info = classify_cgroup_path(path)
-            if info.pod_uid and (names := self.pod_names.lookup(info.pod_uid)):
-                info = replace(info, pod_namespace=names[0], pod_name=names[1])
-                info = replace(info, display_name=_display_name(info, path.rsplit("/", 1)[-1]))
-            self._cache[path] = info
+            info = self._named(classify_cgroup_path(path), path.rsplit("/", 1)[-1])
+            # A container whose runtime has not said its name yet is asked
+            # again later (the runtime lookup rate-limits itself).
+            if not (info.container_id and info.container_name is None):
+                self._cache[path] = info
         return replace(info, id=cgroup_id)
+
+    def _named(self, info: CgroupInfo, leaf: str) -> CgroupInfo:
+        """``info`` with the names the runtimes and kubelet know."""
+        named = info
+        if info.container_id and (
+            found := self.container_names.lookup(info.runtime, info.container_id)
+        ):
+            named = replace(
+                named,
+                container_name=found.name,
+                image=found.image,
+                pod_name=named.pod_name or found.pod_name,
+                pod_namespace=named.pod_namespace or found.pod_namespace,
+            )
+        if info.pod_uid and not named.pod_name and (names := self.pod_names.lookup(info.pod_uid)):
+            named = replace(named, pod_namespace=names[0], pod_name=names[1])
+        if named is info:
+            return info
+        return replace(named, display_name=_display_name(named, leaf))
 
 
 _default_resolver: CgroupResolver | None = None
