@@ -66,6 +66,10 @@ def _read_json(path: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -80,8 +84,8 @@ class DockerStateDir:
         state = _read_json(os.path.join(self.root, "containers", container_id, "config.v2.json"))
         if state is None:
             return None
-        config = state.get("Config") if isinstance(state.get("Config"), dict) else {}
-        labels = config.get("Labels") if isinstance(config.get("Labels"), dict) else {}
+        config = _mapping(state.get("Config"))
+        labels = _mapping(config.get("Labels"))
         name = _text(state.get("Name"))
         return ContainerNames(
             name=name.lstrip("/") if name else None,
@@ -162,15 +166,12 @@ class RuntimeNames:
         *,
         retry_after: float = 10.0,
     ) -> None:
-        self.sources = (
-            sources
-            if sources is not None
-            else {
-                "docker": DockerStateDir(),
-                "containerd": ContainerdBundles(),
-                "crio": CrioState(),
-            }
-        )
+        default: dict[str, ContainerNameSource] = {
+            "docker": DockerStateDir(),
+            "containerd": ContainerdBundles(),
+            "crio": CrioState(),
+        }
+        self.sources = sources if sources is not None else default
         self.retry_after = retry_after
         self._found: dict[str, ContainerNames] = {}
         self._missed: dict[str, float] = {}
