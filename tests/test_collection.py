@@ -127,3 +127,35 @@ def test_ctrl_c_ends_a_collection_early_and_keeps_every_wait(cgroup_factory) -> 
     # Every wait batched before or during the stop is in the collection.
     assert result["rows"] == stats["batched_events"]
     assert stats["events"] == stats["batched_events"] + stats["dropped_batch_events"]
+
+
+def test_names_travel_with_a_saved_collection_after_its_cgroups_are_gone(
+    tmp_path, cgroup_factory
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    victim, neighbor = cgroup_factory("victim"), cgroup_factory("neighbor")
+    victim.run(periodic_sleeper(0.002), cpus=[1])
+    for _ in range(2):
+        neighbor.run(CPU_HOG, cpus=[1])
+    collection = nn.collect(1.5, progress=False, cgroups=[victim.path, neighbor.path])
+    path = tmp_path / "gone.parquet"
+    collection.save(str(path))
+    victim_name = victim.path.strip("/")  # as the resolver names a bare cgroup
+    neighbor_name = neighbor.path.strip("/")
+    assert collection.names[victim.id] == victim_name
+    victim.remove()
+    neighbor.remove()  # from here on, no live lookup can name them
+
+    loaded = nn.load(str(path))
+    assert loaded.name_of(victim.id) == victim_name
+    assert loaded.name_of(neighbor.id) == neighbor_name
+    ax = nn.plots.plot_latency_distribution(loaded, cgroups=[victim.id, neighbor.id])
+    labels = {line.get_label() for line in ax.patches} | set(ax.get_legend_handles_labels()[1])
+    assert {victim_name, neighbor_name} <= labels
+    assert not [label for label in labels if label.startswith("cgroup ")]
+    # The culprit the victim waited behind is named too, though it is gone.
+    report = loaded.report()
+    assert report.verdict(victim.id).culprits[0][0] == neighbor.id
+    assert report.name_of(neighbor.id) == neighbor_name

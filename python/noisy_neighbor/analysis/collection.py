@@ -19,7 +19,7 @@ from ..errors import CollectionFileError
 from ..host.lifecycle import interrupt_stops
 from ..runq.histogram import CgroupHistogram
 from ..runq.probe import RunqProbe
-from ..runq.wire import EVENT_DTYPES, RUNQ_EVENT_FIELDS
+from ..runq.wire import EVENT_DTYPES, IDLE, RUNQ_EVENT_FIELDS, UNTRACKED
 from ..units import format_ns
 
 if TYPE_CHECKING:
@@ -48,6 +48,21 @@ class Collection:
     end: dt.datetime
     method: str = ""
     cgroup_paths: dict[int, str | None] = field(default_factory=dict)
+    #: Each cgroup's name (service, container, pod...) as it was during the
+    #: collection, for the cgroups that waited and those that had the CPU:
+    #: saved with the events, so a file opened after the cgroups are gone, or
+    #: on another machine, still names them.
+    names: dict[int, str] = field(default_factory=dict)
+
+    def name_of(self, cgroup_id: int) -> str:
+        """The name a cgroup had during the collection."""
+        from ..names.resolver import resolve_cgroup
+
+        return (
+            self.names.get(cgroup_id)
+            or resolve_cgroup(cgroup_id).display_name
+            or (f"cgroup {cgroup_id}")
+        )
 
     @property
     def seconds(self) -> float:
@@ -58,7 +73,9 @@ class Collection:
         from ..runq.verdicts import Thresholds
         from .report import report
 
-        return report(self.events, Thresholds(**thresholds) if thresholds else None)
+        return report(
+            self.events, Thresholds(**thresholds) if thresholds else None, names=self.names
+        )
 
     def save(self, path: str) -> None:
         """Writes one Parquet file: the events as rows, everything else in the
@@ -86,6 +103,7 @@ class Collection:
                 for h in self.histograms.values()
             ],
             "cgroup_paths": {str(k): v for k, v in self.cgroup_paths.items()},
+            "names": {str(k): v for k, v in self.names.items()},
         }
         schema_meta = dict(table.schema.metadata or {})
         schema_meta[_METADATA_KEY] = json.dumps(meta).encode()
@@ -162,7 +180,20 @@ def load(path: str | os.PathLike[str]) -> Collection:
         end=dt.datetime.fromisoformat(meta["end"]),
         method=meta["method"],
         cgroup_paths={int(k): v for k, v in meta["cgroup_paths"].items()},
+        names={int(k): v for k, v in meta.get("names", {}).items()},
     )
+
+
+def _names_now(histograms: dict[int, CgroupHistogram], events: pd.DataFrame) -> dict[int, str]:
+    """Names of every cgroup in a collection, while they can still be read:
+    those that waited (as the probe named them) and those that had the CPU."""
+    from ..names.resolver import resolve_cgroup
+
+    names = {cid: h.info.display_name for cid, h in histograms.items() if h.info}
+    for cid in map(int, np.unique(events["prev_cgroup_id"])):
+        if cid not in names and cid not in (IDLE, UNTRACKED):
+            names[cid] = resolve_cgroup(cid).display_name
+    return {cid: name for cid, name in names.items() if name}
 
 
 def _empty_events() -> pd.DataFrame:
@@ -228,4 +259,5 @@ def collect(
         end=end,
         method=probe.method,
         cgroup_paths={cid: h.last_known_path for cid, h in histograms.items()},
+        names=_names_now(histograms, events),
     )

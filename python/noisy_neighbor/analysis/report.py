@@ -8,6 +8,7 @@ percentiles. The attribution and verdict rules are those of
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -51,12 +52,17 @@ def split_blame_from_events(frame: pd.DataFrame) -> dict[tuple[int, int], int]:
     return blame
 
 
-def report(frame: pd.DataFrame, thresholds: Thresholds | None = None) -> NoisyNeighborReport:
+def report(
+    frame: pd.DataFrame,
+    thresholds: Thresholds | None = None,
+    names: Mapping[int, str] | None = None,
+) -> NoisyNeighborReport:
     """A report from saved events (a DataFrame with ``cgroup_id``, ``cpu``,
     ``ts_ns``, ``latency_ns``, ``prev_cgroup_id`` and ``prev_pid``, as
     ``EventBatch.to_pandas()`` gives). Percentiles are exact; waits are split
     as :func:`split_blame_from_events` says; throttling is not in events, so
-    no ``self-throttled`` verdict comes from a frame."""
+    no ``self-throttled`` verdict comes from a frame. ``names`` (a saved
+    collection's) name cgroups that may be gone; others are resolved now."""
     from ..names.resolver import resolve_cgroup
 
     blame_by: dict[int, dict[int, int]] = defaultdict(dict)
@@ -70,7 +76,7 @@ def report(frame: pd.DataFrame, thresholds: Thresholds | None = None) -> NoisyNe
         waits.append(
             CgroupWaits(
                 cgroup_id=cid,
-                name=resolve_cgroup(cid).display_name or f"cgroup {cid}",
+                name=(names or {}).get(cid) or resolve_cgroup(cid).display_name or f"cgroup {cid}",
                 count=len(latency),
                 total_ns=int(latency.sum()),
                 p50_ns=float(p50),
@@ -88,4 +94,5 @@ def report(frame: pd.DataFrame, thresholds: Thresholds | None = None) -> NoisyNe
         window_s=window,
         thresholds=thresholds,
         path_of=lambda cid: resolve_cgroup(cid).path,
+        names=names,
     )

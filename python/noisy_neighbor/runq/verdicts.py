@@ -37,7 +37,7 @@ from __future__ import annotations
 import html
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -175,11 +175,14 @@ class NoisyNeighborReport:
         window_s: float | None,
         thresholds: Thresholds | None = None,
         path_of: Callable[[int], str | None] | None = None,
+        names: Mapping[int, str] | None = None,
     ) -> None:
         self.thresholds = thresholds or Thresholds()
         self.window_s = window_s
         self.cgroups = {w.cgroup_id: w for w in waits}
         self._path_of = path_of
+        #: Names kept with saved data, for culprits that are gone now.
+        self._names = dict(names or {})
         self.verdicts: dict[int, Verdict] = {
             w.cgroup_id: _verdict(w, self.thresholds, self.name_of) for w in waits
         }
@@ -191,6 +194,8 @@ class NoisyNeighborReport:
             return "untracked"
         if cgroup_id in self.cgroups:
             return self.cgroups[cgroup_id].name
+        if cgroup_id in self._names:
+            return self._names[cgroup_id]
         from ..names.resolver import resolve_cgroup
 
         return resolve_cgroup(cgroup_id).display_name or f"cgroup {cgroup_id}"

@@ -4,6 +4,7 @@ headless."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,15 +36,25 @@ def _axes(ax: Axes | None) -> Axes:
     return plt.subplots(figsize=(8, 4.5))[1]
 
 
-def _name(cgroup_id: int) -> str:
+def _namer(source: Any) -> Callable[[int], str]:
+    """Names cgroups as ``source`` saw them (a Collection keeps its names, so
+    a plot of one made after its cgroups are gone still names them), else as
+    they resolve now."""
     from ..names.resolver import resolve_cgroup
     from ..runq.wire import IDLE, UNTRACKED
 
-    if cgroup_id == IDLE:
-        return "idle"
-    if cgroup_id == UNTRACKED:
-        return "untracked"
-    return resolve_cgroup(cgroup_id).display_name or f"cgroup {cgroup_id}"
+    kept: dict[int, str] = getattr(source, "names", None) or {}
+
+    def name(cgroup_id: int) -> str:
+        if cgroup_id == IDLE:
+            return "idle"
+        if cgroup_id == UNTRACKED:
+            return "untracked"
+        return (
+            kept.get(cgroup_id) or resolve_cgroup(cgroup_id).display_name or (f"cgroup {cgroup_id}")
+        )
+
+    return name
 
 
 def _histograms(source: Any) -> dict[int, CgroupHistogram]:
@@ -96,7 +107,7 @@ def plot_latency_distribution(
         y = np.cumsum(share) if kind == "cdf" else share
         edges = np.concatenate([[1.0], 2.0 ** np.arange(1, len(counts) + 1)]) / per_unit
         last = int(np.flatnonzero(counts)[-1]) + 1
-        ax.stairs(y[:last], edges[: last + 1], label=_name(cgroup_id))
+        ax.stairs(y[:last], edges[: last + 1], label=_namer(source)(cgroup_id))
     ax.set_xscale("log")
     ax.set_xlabel(f"run-queue latency ({label})")
     ax.set_ylabel("share of waits" if kind == "hist" else "cumulative share of waits")
@@ -132,7 +143,7 @@ def plot_latency_heatmap(
     ax.set_ylabel("run-queue latency (usecs)")
     ax.set_title(
         "Latency heat map"
-        + (f": {_name(int(events['cgroup_id'].iloc[0]))}" if cgroup is not None else "")
+        + (f": {_namer(source)(int(events['cgroup_id'].iloc[0]))}" if cgroup is not None else "")
     )
     ax.figure.colorbar(mesh, ax=ax, label="waits")
     return ax
@@ -162,7 +173,7 @@ def plot_percentiles_over_time(
         x = (windows + 0.5) * window_s
         for q in percentiles:
             y = [np.percentile(latency[window == w], q) for w in windows]
-            ax.plot(x, y, marker=".", label=f"{_name(cgroup_id)} p{q:g}")
+            ax.plot(x, y, marker=".", label=f"{_namer(source)(cgroup_id)} p{q:g}")
     ax.set_yscale("log")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("run-queue latency (usecs)")
