@@ -10,8 +10,11 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 # clang/llvm compile the BPF probes; libelf, zlib and pkg-config build libbpf;
 # bpftool lets the tests check that no program stays loaded; libbpf-dev gives
-# user BPF programs (built against noisy_neighbor.sdk) their bpf/*.h headers.
-APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config bpftool libbpf-dev
+# user BPF programs (built against noisy_neighbor.sdk) their bpf/*.h headers;
+# docker.io (dockerd, containerd, runc) and busybox-static run the real
+# containers the tests name.
+APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config bpftool libbpf-dev \
+  docker.io busybox-static
 STAMPS := .stamps
 
 .PHONY: run test deps build lint rust-test py-test bench clean wheel wheel-test

@@ -1,0 +1,163 @@
+"""Real containers by their names: Debian's dockerd, started by the test with
+its own data root and socket (no systemd, no registry, no network), runs three
+containers from a local busybox image; the report names them as the user did
+and gives their verdicts."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import noisy_neighbor as nn
+
+pytestmark = pytest.mark.needs_bpf
+
+DOCKERD = shutil.which("dockerd")
+# Debian's client, which matches its daemon (another may shadow it on PATH).
+DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else shutil.which("docker")
+BUSYBOX = shutil.which("busybox")
+
+
+class Docker:
+    """A dockerd of the test's own: data root, exec root and socket under a
+    temporary directory; stopped and cleaned at the end."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.socket = root / "docker.sock"
+        self.data_root = root / "data"
+
+    def __call__(self, *args: str, stdin: bytes | None = None) -> str:
+        assert DOCKER is not None
+        done = subprocess.run(
+            [DOCKER, "-H", f"unix://{self.socket}", *args],
+            input=stdin,
+            capture_output=True,
+            check=True,
+            timeout=120,
+        )
+        return done.stdout.decode().strip()
+
+
+def _busybox_image() -> bytes:
+    """A tar of a one-binary root filesystem: busybox and its applets."""
+    assert BUSYBOX is not None
+    buffer = Path(os.environ.get("TMPDIR", "/tmp")) / f"nn-busybox-{os.getpid()}.tar"
+    with tarfile.open(buffer, "w") as tar:
+        tar.add(BUSYBOX, arcname="bin/busybox")
+        for applet in ("sh", "sleep", "true"):
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+    data = buffer.read_bytes()
+    buffer.unlink()
+    return data
+
+
+@pytest.fixture
+def docker(tmp_path_factory) -> Iterator[Docker]:
+    if not (DOCKERD and DOCKER and BUSYBOX):
+        message = "needs dockerd, docker and busybox-static (make deps installs them)"
+        if os.environ.get("NN_REQUIRE_BPF") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp("dockerd")
+    daemon = Docker(root)
+    before = set(glob.glob("/sys/fs/cgroup/**/docker", recursive=True))
+    log = open(root / "dockerd.log", "wb")  # noqa: SIM115 (closed at teardown)
+    process = subprocess.Popen(
+        [
+            DOCKERD,
+            "--data-root",
+            str(daemon.data_root),
+            "--exec-root",
+            str(root / "exec"),
+            "--pidfile",
+            str(root / "dockerd.pid"),
+            "-H",
+            f"unix://{daemon.socket}",
+            # No network here: no bridge, no iptables.
+            "--iptables=false",
+            "--ip-forward=false",
+            "--bridge=none",
+            "--containerd-namespace",
+            f"nn-test-{os.getpid()}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60  # bounds a hang, not a speed
+        while True:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                daemon("version", "--format", "{{.Server.Version}}")
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"dockerd did not start: {(root / 'dockerd.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        daemon("import", "-", "nn-busybox:latest", stdin=_busybox_image())
+        yield daemon
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            ids = daemon("ps", "-aq").split()
+            if ids:
+                daemon("rm", "-f", *ids)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        # dockerd leaves its parent cgroups behind in every hierarchy.
+        for directory in set(glob.glob("/sys/fs/cgroup/**/docker", recursive=True)) - before:
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+HOG = ["sh", "-c", "while :; do :; done"]
+# Short bursts of work and short sleeps: latency-sensitive.
+WEB = ["sh", "-c", "while :; do i=0; while [ $i -lt 300 ]; do i=$((i+1)); done; sleep 0.001; done"]
+
+
+def test_the_report_names_real_containers_and_their_verdicts(docker, monkeypatch) -> None:
+    monkeypatch.setenv("NN_DOCKER_ROOT", str(docker.data_root))
+    cpus = sorted(os.sched_getaffinity(0))
+    shared, other = str(cpus[-1]), str(cpus[0])
+    image = "nn-busybox:latest"
+    docker("run", "-d", "--name", "hog", "--cpuset-cpus", shared, image, *HOG)
+    docker("run", "-d", "--name", "web-victim", "--cpuset-cpus", shared, image, *WEB)
+    docker("run", "-d", "--name", "capped", "--cpus", "0.2", "--cpuset-cpus", other, image, *HOG)
+    ids = {
+        name: docker("inspect", "-f", "{{.Id}}", name) for name in ("hog", "web-victim", "capped")
+    }
+    with nn.RunqProbe(attribution=True) as probe:
+        time.sleep(3.0)
+    report = probe.report()
+    hists = probe.histograms()
+    by_container = {
+        h.info.container_id: h for h in hists.values() if h.info and h.info.container_id
+    }
+    for name, container_id in ids.items():
+        info = by_container[container_id].info
+        assert info is not None
+        assert (info.container_name, info.image, info.runtime) == (name, image, "docker")
+        assert info.display_name == name
+    victim = report.verdict(by_container[ids["web-victim"]].cgroup_id)
+    assert victim.kind == "noisy-neighbor", str(report)
+    assert report.name_of(victim.culprits[0][0]) == "hog"
+    capped = report.verdict(by_container[ids["capped"]].cgroup_id)
+    assert capped.kind == "self-throttled", str(report)
+    text = str(report)
+    assert "web-victim" in text and "capped" in text and "docker " not in text
