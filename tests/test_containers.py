@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import noisy_neighbor as nn
+from noisy_neighbor.names.runtimes import ContainerNames, DockerEngineApi
 
 pytestmark = pytest.mark.needs_bpf
 
@@ -149,6 +150,11 @@ def test_the_report_names_real_containers_and_their_verdicts(docker, monkeypatch
     by_container = {
         h.info.container_id: h for h in hists.values() if h.info and h.info.container_id
     }
+    # The Engine API on the daemon's socket names them too (for an agent that
+    # sees the socket but not the data root).
+    api = DockerEngineApi(str(docker.socket))
+    assert api.lookup(ids["web-victim"]) == ContainerNames(name="web-victim", image=image)
+    assert api.lookup("f" * 64) is None
     for name, container_id in ids.items():
         info = by_container[container_id].info
         assert info is not None

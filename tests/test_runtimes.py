@@ -16,6 +16,7 @@ from noisy_neighbor.names.resolver import CgroupResolver, VarLogPods
 from noisy_neighbor.names.runtimes import (
     ContainerdBundles,
     ContainerNames,
+    ContainersStorage,
     CrioState,
     DockerStateDir,
     RuntimeNames,
@@ -155,3 +156,20 @@ def test_real_container_cgroups_resolve_to_container_names(
     for directory, _subdirs, _files in os.walk(top.abspath, topdown=False):
         if directory != top.abspath:
             os.rmdir(directory)
+
+
+def test_podman_containers_are_named_from_containers_storage(tmp_path) -> None:
+    podman_id = "1a2b3c4d5e6f" + "d" * 52
+    _write(
+        tmp_path / "overlay-containers" / "containers.json",
+        [{"id": "0" * 64, "names": ["other"]}, {"id": podman_id, "names": ["api"], "image": "i1"}],
+    )
+    _write(
+        tmp_path / "overlay-images" / "images.json", [{"id": "i1", "names": ["localhost/api:2"]}]
+    )
+    storage = ContainersStorage(str(tmp_path))
+    assert storage.lookup(podman_id) == ContainerNames(name="api", image="localhost/api:2")
+    assert storage.lookup("e" * 64) is None
+    assert ContainersStorage(str(tmp_path / "none")).lookup(podman_id) is None
+    names = RuntimeNames({"containers-storage": storage})
+    assert names.lookup("podman", podman_id).name == "api"

@@ -4,7 +4,11 @@ and namespace names, with no API server and no socket.
 
 - Docker: ``<data root>/containers/<id>/config.v2.json`` (``Name``,
   ``Config.Image``, Compose's project and service labels); data root
-  ``$NN_DOCKER_ROOT``, else ``/var/lib/docker``.
+  ``$NN_DOCKER_ROOT``, else ``/var/lib/docker``; or, where only the socket is
+  reachable, the Engine API's ``/containers/<id>/json`` on ``$DOCKER_HOST``
+  or ``/var/run/docker.sock``.
+- Podman (and CRI-O's storage): containers/storage's ``containers.json`` and
+  ``images.json``.
 - containerd, Kubernetes through CRI included: the OCI bundle of each task,
   ``<state>/<namespace>/<id>/config.json``, whose annotations the CRI plugin
   writes (``io.kubernetes.cri.container-name``, ``sandbox-name``,
@@ -25,6 +29,7 @@ import glob
 import json
 import os
 import re
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,7 +38,9 @@ __all__ = [
     "ContainerNameSource",
     "ContainerNames",
     "ContainerdBundles",
+    "ContainersStorage",
     "CrioState",
+    "DockerEngineApi",
     "DockerStateDir",
     "RuntimeNames",
 ]
@@ -74,6 +81,20 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _docker_names(state: dict[str, Any]) -> ContainerNames:
+    """Names from Docker's view of a container (its state file, or the Engine
+    API's ``/containers/<id>/json``, which have the same shape)."""
+    config = _mapping(state.get("Config"))
+    labels = _mapping(config.get("Labels"))
+    name = _text(state.get("Name"))
+    return ContainerNames(
+        name=name.lstrip("/") if name else None,
+        image=_text(config.get("Image")),
+        compose_project=_text(labels.get("com.docker.compose.project")),
+        compose_service=_text(labels.get("com.docker.compose.service")),
+    )
+
+
 class DockerStateDir:
     """Docker's per-container state under its data root."""
 
@@ -82,16 +103,73 @@ class DockerStateDir:
 
     def lookup(self, container_id: str) -> ContainerNames | None:
         state = _read_json(os.path.join(self.root, "containers", container_id, "config.v2.json"))
-        if state is None:
+        return None if state is None else _docker_names(state)
+
+
+class DockerEngineApi:
+    """The Docker Engine API on its local socket (``$DOCKER_HOST`` when it is
+    ``unix://...``, else ``/var/run/docker.sock``), for hosts where the data
+    root is not readable but the socket is (an agent in a container, say)."""
+
+    #: Seconds one request may take: names are never worth a stalled reader.
+    TIMEOUT = 0.5
+
+    def __init__(self, socket_path: str | None = None) -> None:
+        host = os.environ.get("DOCKER_HOST", "")
+        default = host[len("unix://") :] if host.startswith("unix://") else "/var/run/docker.sock"
+        self.socket_path = socket_path or default
+
+    def lookup(self, container_id: str) -> ContainerNames | None:
+        if not os.path.exists(self.socket_path):
             return None
-        config = _mapping(state.get("Config"))
-        labels = _mapping(config.get("Labels"))
-        name = _text(state.get("Name"))
+        request = (f"GET /containers/{container_id}/json HTTP/1.0\r\nHost: docker\r\n\r\n").encode()
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(self.TIMEOUT)
+                conn.connect(self.socket_path)
+                conn.sendall(request)
+                response = b"".join(iter(lambda: conn.recv(65536), b""))
+        except OSError:
+            return None
+        head, _, body = response.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.") or b" 200 " not in head.split(b"\r\n", 1)[0]:
+            return None
+        try:
+            state = json.loads(body)
+        except ValueError:
+            return None
+        return _docker_names(state) if isinstance(state, dict) else None
+
+
+class ContainersStorage:
+    """containers/storage, which Podman and CRI-O keep their containers in:
+    ``overlay-containers/containers.json`` names each container (Podman's
+    ``--name``), ``overlay-images/images.json`` its image. Root
+    ``$NN_CONTAINERS_STORAGE``, else ``/var/lib/containers/storage``."""
+
+    def __init__(self, root: str | None = None) -> None:
+        self.root = root or os.environ.get("NN_CONTAINERS_STORAGE", "/var/lib/containers/storage")
+
+    def _entries(self, kind: str) -> list[dict[str, Any]]:
+        data = None
+        try:
+            with open(os.path.join(self.root, f"overlay-{kind}s", f"{kind}s.json"), "rb") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return []
+        return [e for e in data if isinstance(e, dict)] if isinstance(data, list) else []
+
+    def lookup(self, container_id: str) -> ContainerNames | None:
+        entry = next((e for e in self._entries("container") if e.get("id") == container_id), None)
+        if entry is None:
+            return None
+        names = entry.get("names")
+        image_id = entry.get("image")
+        image = next((i for i in self._entries("image") if i.get("id") == image_id), {})
+        image_names = image.get("names")
         return ContainerNames(
-            name=name.lstrip("/") if name else None,
-            image=_text(config.get("Image")),
-            compose_project=_text(labels.get("com.docker.compose.project")),
-            compose_service=_text(labels.get("com.docker.compose.service")),
+            name=_text(names[0]) if isinstance(names, list) and names else None,
+            image=_text(image_names[0]) if isinstance(image_names, list) and image_names else None,
         )
 
 
@@ -150,7 +228,12 @@ class CrioState:
 
 _CONTAINER_ID = re.compile(r"[0-9a-f]{12,64}")
 #: Which sources to ask first, by the runtime the cgroup path names.
-_PREFERRED = {"docker": "docker", "containerd": "containerd", "cri-o": "crio"}
+_PREFERRED = {
+    "docker": "docker",
+    "containerd": "containerd",
+    "cri-o": "crio",
+    "podman": "containers-storage",
+}
 
 
 class RuntimeNames:
@@ -168,8 +251,10 @@ class RuntimeNames:
     ) -> None:
         default: dict[str, ContainerNameSource] = {
             "docker": DockerStateDir(),
+            "docker-api": DockerEngineApi(),
             "containerd": ContainerdBundles(),
             "crio": CrioState(),
+            "containers-storage": ContainersStorage(),
         }
         self.sources = sources if sources is not None else default
         self.retry_after = retry_after
