@@ -21,6 +21,8 @@ UID_ = UID.replace("-", "_")
 # (path, kind, runtime, container_id, pod_uid, qos, display_name)
 CASES = [
     ("/", "root", None, None, None, None, "/"),
+    # Podman with its cgroupfs manager (no systemd)
+    (f"/libpod_parent/libpod-{CID}", "container", "podman", CID, None, None, f"podman {CID[:12]}"),
     ("/init.scope", "system", None, None, None, None, "init.scope"),
     ("/system.slice", "system", None, None, None, None, "system.slice"),
     ("/system.slice/sshd.service", "service", None, None, None, None, "sshd.service"),

@@ -42,6 +42,7 @@ _CONTAINER_SCOPES = [
 # Runtime helpers beside containers (conmon), which are not containers.
 _CONMON_SCOPE = re.compile(rf"^(?:crio|libpod)-conmon-({_HEX_ID})\.scope$")
 _BARE_CONTAINER = re.compile(rf"^({_HEX_ID})$")
+_LIBPOD_CGROUPFS = re.compile(rf"^libpod-({_HEX_ID})$")
 _UID = r"[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12}"
 # systemd driver: kubepods[-<qos>]-pod<uid>.slice, possibly prefixed as kind
 # does (kubelet-kubepods-...); cgroupfs driver: pod<uid>.
@@ -114,6 +115,9 @@ def classify_cgroup_path(path: str) -> CgroupInfo:
             # cgroupfs drivers: /docker/<id>, and kubepods/.../pod<uid>/<id>
             kind, container_id = "container", part
             runtime = "docker" if parent == "docker" else None
+        elif (libpod := _LIBPOD_CGROUPFS.match(part)) and parent == "libpod_parent":
+            # Podman's cgroupfs manager: /libpod_parent/libpod-<id>
+            kind, runtime, container_id = "container", "podman", libpod.group(1)
         elif part.endswith(".service"):
             kind = "service"
         elif part == "user.slice" or part.startswith("user-"):
