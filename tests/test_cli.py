@@ -12,7 +12,7 @@ import time
 import pytest
 
 import noisy_neighbor as nn
-from noisy_neighbor.testing import CPU_HOG
+from noisy_neighbor.testing import CPU_HOG, interruptible
 from noisy_neighbor.views.cli import build_parser
 
 CLI = [sys.executable, "-m", "noisy_neighbor"]
@@ -166,8 +166,7 @@ def test_ctrl_c_ends_a_command_and_leaves_nothing_loaded(command: list[str], cod
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
-        # Ctrl-C reaches the child even when the suite runs in the background.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=interruptible,  # gets Ctrl-C even from a background run
     )
     try:
         time.sleep(2.0)  # loaded and attached by then; the exit code says if not

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import noisy_neighbor as nn
-from noisy_neighbor.testing import CPU_HOG, periodic_sleeper
+from noisy_neighbor.testing import CPU_HOG, interruptible, periodic_sleeper
 
 pytestmark = pytest.mark.needs_bpf
 
@@ -109,8 +109,7 @@ def test_ctrl_c_ends_a_collection_early_and_keeps_every_wait(cgroup_factory) -> 
         [sys.executable, "-c", COLLECT_UNTIL_INTERRUPTED.format(path=busy.path)],
         stdout=subprocess.PIPE,
         text=True,
-        # Ctrl-C reaches the child even when the suite runs in the background.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=interruptible,  # gets Ctrl-C even from a background run
     )
     try:
         assert child.stdout is not None

@@ -13,13 +13,9 @@ import time
 
 import pytest
 
+from noisy_neighbor.testing import interruptible
+
 pytestmark = pytest.mark.needs_bpf
-
-
-def interruptible() -> None:
-    """Ctrl-C reaches the child even when this run was started in the
-    background, where the shell ignores SIGINT and children inherit that."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _leftovers() -> list[str]:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import noisy_neighbor as nn
-from noisy_neighbor.testing import CPU_HOG, periodic_sleeper, ping_pong
+from noisy_neighbor.testing import CPU_HOG, interruptible, periodic_sleeper, ping_pong
 
 pytestmark = pytest.mark.needs_bpf
 
@@ -158,9 +158,7 @@ def test_ctrl_c_ends_the_loop_detaches_and_leaves_no_thread() -> None:
         [sys.executable, "-c", STREAM_UNTIL_INTERRUPTED],
         stdout=subprocess.PIPE,
         text=True,
-        # Ctrl-C must reach the child even when this run was started in the
-        # background, where the shell ignores SIGINT and children inherit that.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=interruptible,  # gets Ctrl-C even from a background run
     )
     try:
         assert child.stdout is not None

@@ -26,7 +26,7 @@ from .._native import GlobalInfo, HostCore, RingStats, inspect_object
 from ..checks import check_int
 from ..errors import PluginGlobalError, PluginObjectError, ProbeStateError
 from .batches import EventBatch
-from .layout import RecordDecoder, decode, pack_global, pack_rows, pack_value
+from .layout import Layout, RecordDecoder, decode, pack_global, pack_rows, pack_value
 from .lifecycle import Lifecycle, interrupt_stops
 from .maps import Log2Histogram, MapView, is_histogram_layout, row_value
 from .render import plugin_html
@@ -182,16 +182,10 @@ class Plugin(Lifecycle):
                     f"with BTF key and value types (its maps: {', '.join(self.maps)})"
                 )
             for key, value in items.items():
-                what = f"a key of map {map_name!r}"
-                packed.append(
-                    (
-                        map_name,
-                        pack_value(what, info.key, key, PluginObjectError),
-                        pack_value(
-                            f"a value of map {map_name!r}", info.value, value, PluginObjectError
-                        ),
-                    )
+                value_bytes = pack_value(
+                    f"a value of map {map_name!r}", info.value, value, PluginObjectError
                 )
+                packed.append((map_name, _key_bytes(map_name, info.key, key), value_bytes))
         return packed
 
     # -- lifecycle ----------------------------------------------------------------
@@ -366,10 +360,7 @@ class Plugin(Lifecycle):
         if isinstance(keys, Mapping):
             packed = pack_rows(info.key, keys)
         else:
-            packed = b"".join(
-                pack_value(f"a key of map {name!r}", info.key, key, PluginObjectError)
-                for key in keys
-            )
+            packed = b"".join(_key_bytes(name, info.key, key) for key in keys)
         return self._started().delete_keys(name, packed)
 
     def run(self, program: str, ctx: bytes = b"") -> int:
@@ -387,3 +378,8 @@ class Plugin(Lifecycle):
         state = "running" if self.running else "stopped"
         programs = ", ".join(f"{p.name} ({p.section})" for p in self.programs.values())
         return f"<Plugin {self.path.name} {state}: {programs}>"
+
+
+def _key_bytes(map_name: str, layout: Layout, key: Any) -> bytes:
+    """A scalar key of map ``map_name``, checked against its BTF type."""
+    return pack_value(f"a key of map {map_name!r}", layout, key, PluginObjectError)

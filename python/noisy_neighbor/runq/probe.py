@@ -212,7 +212,8 @@ class RunqProbe(Lifecycle):
 
     def histograms(self) -> dict[int, CgroupHistogram]:
         """Every cgroup's histogram since start, keyed by cgroup id, removed
-        cgroups included (with their last path) until :meth:`forget_removed`.
+        cgroups included (``cgroup_path`` None, named by ``last_known_path``
+        or the kernel's name) until :meth:`forget_removed`.
         Reading moves removed cgroups' entries out of the kernel's maps, so
         ``max_cgroups`` bounds the live cgroups only."""
         plugin = self._started()

@@ -59,9 +59,8 @@ _EVENT = _layout(_MAPS[EVENTS_RING].record, "struct runq_event")
 #: the README for their meaning).
 RUNQ_EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in _EVENT.fields)
 #: Their numpy types, for empty frames and saved collections.
-EVENT_DTYPES: dict[str, np.dtype] = {
-    name: RecordDecoder(_EVENT).dtype[name] for name in RUNQ_EVENT_FIELDS
-}
+_EVENT_DTYPE = RecordDecoder(_EVENT).dtype
+EVENT_DTYPES: dict[str, np.dtype] = {name: _EVENT_DTYPE[name] for name in RUNQ_EVENT_FIELDS}
 #: Buckets of a cgroup's histogram (``slots[]`` of ``struct runq_hist``).
 HIST_SLOTS: int = next(
     f.shape[0] for f in _layout(_MAPS["runq_hists"].value, "runq_hist").fields if f.name == "slots"

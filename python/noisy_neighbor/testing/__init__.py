@@ -14,6 +14,7 @@ from .ground_truth import Schedstat, Window, measure_window, read_schedstat
 from .workloads import (
     CPU_HOG,
     TestCgroup,
+    interruptible,
     periodic_sleeper,
     ping_pong,
     remove_leftover_cgroups,
@@ -25,6 +26,7 @@ __all__ = [
     "Schedstat",
     "TestCgroup",
     "Window",
+    "interruptible",
     "measure_window",
     "periodic_sleeper",
     "ping_pong",

@@ -27,6 +27,7 @@ from .ground_truth import read_schedstat
 __all__ = [
     "CPU_HOG",
     "TestCgroup",
+    "interruptible",
     "periodic_sleeper",
     "ping_pong",
     "remove_leftover_cgroups",
@@ -35,6 +36,13 @@ __all__ = [
 
 #: A single-threaded busy loop.
 CPU_HOG: list[str] = ["/bin/sh", "-c", "while :; do :; done"]
+
+
+def interruptible() -> None:
+    """A ``preexec_fn`` for a child that must get Ctrl-C (SIGINT) even when
+    this process was started from a background shell, which ignores SIGINT
+    for its children, and they inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def periodic_sleeper(period_s: float) -> list[str]:

@@ -98,6 +98,7 @@ def plot_latency_distribution(
     per_unit, label = UNITS[unit]
     hists = _histograms(source)
     ax = _axes(ax)
+    name = _namer(source)
     for cgroup_id in _pick({i: h.total_ns for i, h in hists.items()}, cgroups, top):
         hist = hists[cgroup_id]
         counts = hist.slots.astype(np.float64)
@@ -107,7 +108,7 @@ def plot_latency_distribution(
         y = np.cumsum(share) if kind == "cdf" else share
         edges = np.concatenate([[1.0], 2.0 ** np.arange(1, len(counts) + 1)]) / per_unit
         last = int(np.flatnonzero(counts)[-1]) + 1
-        ax.stairs(y[:last], edges[: last + 1], label=_namer(source)(cgroup_id))
+        ax.stairs(y[:last], edges[: last + 1], label=name(cgroup_id))
     ax.set_xscale("log")
     ax.set_xlabel(f"run-queue latency ({label})")
     ax.set_ylabel("share of waits" if kind == "hist" else "cumulative share of waits")
@@ -163,6 +164,7 @@ def plot_percentiles_over_time(
     totals = events.groupby("cgroup_id")["latency_ns"].sum().to_dict()
     ax = _axes(ax)
     t0 = int(events["ts_ns"].min())
+    name = _namer(source)
     for cgroup_id in _pick(totals, cgroups, top):
         mine = events[events["cgroup_id"] == cgroup_id]
         if not len(mine):
@@ -173,7 +175,7 @@ def plot_percentiles_over_time(
         x = (windows + 0.5) * window_s
         for q in percentiles:
             y = [np.percentile(latency[window == w], q) for w in windows]
-            ax.plot(x, y, marker=".", label=f"{_namer(source)(cgroup_id)} p{q:g}")
+            ax.plot(x, y, marker=".", label=f"{name(cgroup_id)} p{q:g}")
     ax.set_yscale("log")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("run-queue latency (usecs)")
