@@ -53,8 +53,15 @@ class Window:
 
     @property
     def relative_error(self) -> float:
-        """|probe - kernel| / kernel, of the total wait."""
-        return abs(self.probe_wait_ns - self.kernel_wait_ns) / self.kernel_wait_ns
+        """|probe - kernel| / kernel, of the total wait.
+
+        On an idle machine every wakeup can land on an idle CPU and the kernel
+        books zero wait for the whole window: then agreement is exact (0.0) or
+        the probe invented waits (inf), never a division by zero."""
+        error = abs(self.probe_wait_ns - self.kernel_wait_ns)
+        if self.kernel_wait_ns == 0:
+            return 0.0 if error == 0 else float("inf")
+        return error / self.kernel_wait_ns
 
 
 def measure_window(
