@@ -12,9 +12,10 @@ PYTHON ?= python3
 # bpftool lets the tests check that no program stays loaded; libbpf-dev gives
 # user BPF programs (built against noisy_neighbor.sdk) their bpf/*.h headers;
 # docker.io (dockerd, containerd, runc) and busybox-static run the real
-# containers the tests name.
+# containers the tests name; prometheus (with promtool) scrapes the real agent
+# in the tests and checks the rules in deploy/prometheus/.
 APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config bpftool libbpf-dev \
-  docker.io busybox-static
+  docker.io busybox-static prometheus
 STAMPS := .stamps
 
 .PHONY: run test deps build lint rust-test py-test bench clean wheel wheel-test

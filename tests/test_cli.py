@@ -12,7 +12,7 @@ import time
 import pytest
 
 import noisy_neighbor as nn
-from noisy_neighbor.testing import CPU_HOG, interruptible
+from noisy_neighbor.testing import CPU_HOG, interruptible, our_programs
 from noisy_neighbor.views.cli import build_parser
 
 CLI = [sys.executable, "-m", "noisy_neighbor"]
@@ -179,7 +179,4 @@ def test_ctrl_c_ends_a_command_and_leaves_nothing_loaded(command: list[str], cod
     if command[0] == "report":
         assert "Run-queue latency per cgroup over" in out
     assert "Traceback" not in err
-    listed = subprocess.run(
-        ["bpftool", "prog", "show", "--json"], check=True, capture_output=True, text=True
-    ).stdout
-    assert not [p for p in json.loads(listed) if p.get("name", "").startswith("nn_")]
+    assert not our_programs()

@@ -4,7 +4,6 @@ calls the capped cgroup self-throttled, and leaves nothing behind."""
 from __future__ import annotations
 
 import glob
-import json
 import re
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import time
 
 import pytest
 
-from noisy_neighbor.testing import interruptible
+from noisy_neighbor.testing import interruptible, our_programs
 
 pytestmark = pytest.mark.needs_bpf
 
@@ -21,13 +20,6 @@ pytestmark = pytest.mark.needs_bpf
 def _leftovers() -> list[str]:
     """Demo cgroups in any hierarchy (v2 and the v1 controllers)."""
     return glob.glob("/sys/fs/cgroup/**/nn-demo-*", recursive=True)
-
-
-def _our_programs() -> list[str]:
-    listed = subprocess.run(
-        ["bpftool", "prog", "show", "--json"], check=True, capture_output=True, text=True
-    ).stdout
-    return [p["name"] for p in json.loads(listed) if p.get("name", "").startswith("nn_")]
 
 
 def test_the_demo_names_the_neighbor_and_leaves_nothing_behind() -> None:
@@ -48,7 +40,7 @@ def test_the_demo_names_the_neighbor_and_leaves_nothing_behind() -> None:
     assert "The victim's waits" in out and "usecs" in out
     assert "What to look at" in out
     assert not _leftovers()
-    assert not _our_programs()
+    assert not our_programs()
 
 
 def test_ctrl_c_ends_the_demo_and_removes_what_it_made() -> None:
@@ -70,4 +62,4 @@ def test_ctrl_c_ends_the_demo_and_removes_what_it_made() -> None:
         demo.kill()
     assert demo.returncode == 130, out + err
     assert not _leftovers()
-    assert not _our_programs()
+    assert not our_programs()

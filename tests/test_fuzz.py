@@ -17,6 +17,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from noisy_neighbor.testing import our_programs  # noqa: E402
+
 pytestmark = pytest.mark.needs_bpf
 
 #: What a bad input may raise: our own hierarchy, or plain type/value errors.
@@ -73,17 +75,10 @@ def _run(kind: str, *args: object, **kwargs: object) -> dict:
     return result
 
 
-def _our_programs() -> list[str]:
-    listed = subprocess.run(
-        ["bpftool", "prog", "show", "--json"], check=True, capture_output=True, text=True
-    ).stdout
-    return [p["name"] for p in json.loads(listed) if p.get("name", "").startswith("nn_")]
-
-
 @pytest.fixture(autouse=True)
 def _nothing_stays_loaded():
     yield
-    assert not _our_programs()
+    assert not our_programs()
 
 
 # Numbers at and beyond every edge: negative, zero, huge, NaN, infinities,

@@ -9,17 +9,19 @@ Find the container next door that makes yours wait::
             print(hist)
 
 The package is layered, imports running one way: ``views`` (CLI, live view,
-plots, ``%%bpf``) -> ``analysis`` (collections, reports from events, interval
-reports) -> ``runq`` (the run-queue probe and its verdicts) -> ``host`` (any
-BPF object as a plugin) and ``names`` (who a cgroup is) -> the base modules
-(``errors``, ``units``, ``log2``, ``sdk``) -> ``_native``. ``testing`` holds
-cgroups and workloads for experiments, and the pytest plugin.
+plots, ``%%bpf``) and ``agent`` (``serve``, for Prometheus) -> ``analysis``
+(collections, reports from events, interval reports, recordings) -> ``runq``
+(the run-queue probe and its verdicts) -> ``host`` (any BPF object as a
+plugin) and ``names`` (who a cgroup is) -> the base modules (``errors``,
+``units``, ``log2``, ``sdk``) -> ``_native``. ``testing`` holds cgroups and
+workloads for experiments, and the pytest plugin.
 """
 
 from __future__ import annotations
 
 from ._native import __version__
 from .analysis import Collection, collect, load, report
+from .analysis.history import history
 from .errors import (
     AttachError,
     BtfUnavailableError,
@@ -77,6 +79,7 @@ __all__ = [
     "__version__",
     "collect",
     "find_cgroup2_mount",
+    "history",
     "live",
     "load",
     "load_ipython_extension",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import CgroupNotFoundError
@@ -161,6 +162,12 @@ class CgroupTree:
     def last_known_path(self, cgroup_id: int) -> str | None:
         """Path of the cgroup now or, if it has been removed, when last seen."""
         return self.path(cgroup_id) or self._gone.get(cgroup_id)
+
+    def forget(self, cgroup_ids: Iterable[int]) -> None:
+        """Drops the last known paths of removed cgroups (once reported), so a
+        tree watched for months does not keep every cgroup it ever saw."""
+        for cgroup_id in cgroup_ids:
+            self._gone.pop(cgroup_id, None)
 
     def abspath(self, path: str) -> str:
         return os.path.join(self.mount, path.lstrip("/"))

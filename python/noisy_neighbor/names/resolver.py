@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -227,6 +228,17 @@ class CgroupResolver:
             if not (info.container_id and info.container_name is None):
                 self._cache[path] = info
         return replace(info, id=cgroup_id)
+
+    def forget(self, cgroup_ids: Iterable[int]) -> None:
+        """Lets go of removed cgroups: their last known paths, cached names
+        and their containers' names."""
+        cgroup_ids = list(cgroup_ids)
+        for cgroup_id in cgroup_ids:
+            path = self.tree.last_known_path(cgroup_id)
+            info = self._cache.pop(path, None) if path is not None else None
+            if info is not None and info.container_id:
+                self.container_names.forget([info.container_id])
+        self.tree.forget(cgroup_ids)
 
     def _named(self, info: CgroupInfo, leaf: str) -> CgroupInfo:
         """``info`` with the names the runtimes and kubelet know."""

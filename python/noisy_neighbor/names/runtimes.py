@@ -31,6 +31,7 @@ import os
 import re
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -279,3 +280,10 @@ class RuntimeNames:
                 return names
         self._missed[container_id] = time.monotonic()
         return None
+
+    def forget(self, container_ids: Iterable[str]) -> None:
+        """Lets go of containers that are gone, so a long-lived reader's
+        memory follows the live containers."""
+        for container_id in container_ids:
+            self._found.pop(container_id, None)
+            self._missed.pop(container_id, None)

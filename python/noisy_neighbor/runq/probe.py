@@ -22,7 +22,7 @@ from ..host.batches import EventBatch
 from ..host.lifecycle import Lifecycle
 from ..host.plugin import MAX_BATCH_EVENTS, MAX_PENDING_BATCHES, Plugin
 from ..names.cgroupfs import CgroupTree
-from ..names.resolver import CgroupResolver
+from ..names.resolver import CgroupInfo, CgroupResolver
 from . import wire
 from .histogram import CgroupHistogram
 from .removed import RemovedCgroups
@@ -249,7 +249,10 @@ class RunqProbe(Lifecycle):
     def forget_removed(self) -> set[int]:
         """Drops what is kept of removed cgroups (once reported, say), so a
         long-lived reader's memory follows the live cgroups; returns their ids."""
-        return self._removed.forget()
+        forgotten = self._removed.forget()
+        if self._resolver is not None:
+            self._resolver.forget(forgotten)
+        return forgotten
 
     def next_batch(self, timeout: float | None = None) -> EventBatch | None:
         """The next batch of events; None on timeout or once the stream has
@@ -305,7 +308,9 @@ class RunqProbe(Lifecycle):
         that had the CPU (:data:`~noisy_neighbor.runq.wire.IDLE`: the CPU was
         idle; :data:`~noisy_neighbor.runq.wire.UNTRACKED`: not split). Needs
         ``attribution=True``."""
-        rows = wire.blame_rows(self._attribution().map("runq_blame"))
+        plugin = self._attribution()
+        rows = wire.blame_rows(plugin.map("runq_blame"))
+        rows = self._removed.reap_culprits(plugin, self.cgroup_tree, rows)
         return [*rows, *self._removed.blame]
 
     def switch_outs(self) -> list[SwitchOuts]:
@@ -319,6 +324,14 @@ class RunqProbe(Lifecycle):
         if self._tree is None:
             raise ProbeStateError("the probe was never started: use `with RunqProbe() as p:`")
         return self._tree
+
+    def cgroup_info(self, cgroup_id: int) -> CgroupInfo:
+        """What a cgroup is (names from its path and container runtime), for
+        cgroups with no histogram of their own, such as a culprit that never
+        waited."""
+        if self._resolver is None:
+            raise ProbeStateError("the probe was never started: use `with RunqProbe() as p:`")
+        return self._resolver.resolve(cgroup_id)
 
     def report(self, thresholds: Thresholds | None = None) -> NoisyNeighborReport:
         """Who made whom wait so far, with a verdict per cgroup (needs

@@ -13,7 +13,7 @@ import numpy as np
 from ..host.maps import MapView
 from ..host.plugin import Plugin
 from ..names.cgroupfs import CgroupTree
-from .wire import Blame, SwitchOuts, blame_rows, switch_out_rows
+from .wire import IDLE, UNTRACKED, Blame, SwitchOuts, blame_rows, switch_out_rows
 
 __all__ = ["RemovedCgroups"]
 
@@ -49,15 +49,22 @@ class RemovedCgroups:
         self.switch_outs.extend(outs)
         for name in PER_CGROUP_MAPS:
             plugin.delete(name, sorted(gone))
-        if blame:
-            plugin.delete(
-                "runq_blame",
-                {
-                    "cgroup_id": [b.cgroup_id for b in blame],
-                    "culprit_cgroup_id": [b.culprit_cgroup_id for b in blame],
-                },
-            )
+        _delete_blame(plugin, blame)
         return gone
+
+    def reap_culprits(self, plugin: Plugin, tree: CgroupTree, rows: list[Blame]) -> list[Blame]:
+        """Moves the culprit splits of live cgroups behind removed culprits
+        out of ``runq_blame`` (a host that churns short-lived neighbors would
+        fill it otherwise); ``rows`` is a fresh reading of it. Returns the
+        rows that stay in the kernel."""
+        culprits = {b.culprit_cgroup_id for b in rows} - {IDLE, UNTRACKED}
+        gone = {c for c in culprits if tree.path(c) is None}
+        if not gone:
+            return rows
+        moved = [b for b in rows if b.culprit_cgroup_id in gone]
+        self.blame.extend(moved)
+        _delete_blame(plugin, moved)
+        return [b for b in rows if b.culprit_cgroup_id not in gone]
 
     def forget(self) -> set[int]:
         """Drops the readings kept so far (once reported, say); returns their ids."""
@@ -66,3 +73,14 @@ class RemovedCgroups:
         self.blame.clear()
         self.switch_outs.clear()
         return ids
+
+
+def _delete_blame(plugin: Plugin, rows: list[Blame]) -> None:
+    if rows:
+        plugin.delete(
+            "runq_blame",
+            {
+                "cgroup_id": [b.cgroup_id for b in rows],
+                "culprit_cgroup_id": [b.culprit_cgroup_id for b in rows],
+            },
+        )

@@ -18,6 +18,7 @@ from ..runq.verdicts import NoisyNeighborReport
 from ..units import UNITS, format_ns
 from .cli_args import Parser, positive_float, positive_int
 from .cli_run import add_run_parser, run_plugin
+from .cli_serve import add_serve_parser, run_serve
 from .demo import run_demo
 from .keys import quit_keys
 
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--method", choices=METHODS, default="auto", help="default auto")
     add_max_cgroups(top)
     add_run_parser(commands)
+    add_serve_parser(commands)
     return parser
 
 
@@ -245,6 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_top(args)
         if args.command == "run":
             return run_plugin(args)
+        if args.command == "serve":
+            return run_serve(args)
     except (NoisyNeighborError, ValueError, TypeError, OSError) as err:
         # One line, whatever went wrong; a verifier log (ProbeLoadError)
         # follows it, indented, because it is the reason.

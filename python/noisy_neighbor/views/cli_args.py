@@ -9,7 +9,7 @@ import math
 import sys
 from typing import NoReturn
 
-__all__ = ["MAX_SECONDS", "Parser", "positive_float", "positive_int"]
+__all__ = ["MAX_SECONDS", "Parser", "listen_address", "positive_float", "positive_int"]
 
 #: Longest interval or collection a flag takes: a day.
 MAX_SECONDS = 86_400.0
@@ -44,3 +44,15 @@ def positive_int(text: str) -> int:
     if not 0 < value < 2**31:
         raise argparse.ArgumentTypeError(f"must be between 1 and {2**31 - 1}, got {text}")
     return value
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9847`` for IPv6; port 0 picks a free one)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"must be HOST:PORT (e.g. 0.0.0.0:9847), got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"the port must be 0 to 65535, got {port!r} in {text!r}")
+    return host, int(port)

@@ -1,0 +1,209 @@
+"""``noisy-neighbor serve``: the node agent. One probe with attribution, read
+by a ledger; ``GET /metrics`` reads the kernel's maps at scrape time and
+answers in the format the scraper asked for; ``GET /healthz`` says whether
+the probe is attached. A tick reads the probe between scrapes when a
+verdict window closes, a recording is due, or removed cgroups need reaping.
+SIGTERM and SIGINT detach the probe, flush the recording and exit 0.
+
+One lock serialises every reading of the probe (scrapes, ticks, shutdown):
+the ledger turns successive readings into counters, so two must never
+interleave. A scrape that arrives during shutdown waits for it, then gets 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ..runq.probe import RunqProbe
+from .exposition import OPENMETRICS, content_type_for, render
+from .ledger import Ledger
+from .metrics import families
+from .recorder import Recorder
+
+__all__ = ["AgentOptions", "serve"]
+
+log = logging.getLogger(__name__)
+
+#: How often the main loop looks whether a window or a recording is due.
+_TICK_S = 1.0
+#: Longest time between two readings of the probe, scraped or not: each
+#: reading reaps removed cgroups from the kernel's maps, so --max-cgroups
+#: must hold the live cgroups plus those made in this many seconds.
+REAP_INTERVAL_S = 5.0
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """What ``noisy-neighbor serve`` was asked for (checked by the CLI)."""
+
+    host: str = "127.0.0.1"
+    port: int = 9847
+    method: str = "auto"
+    cgroups: list[str] | None = None
+    max_cgroups: int = 10240
+    forget_after: float = 300.0
+    window: float = 60.0
+    culprits: int = 5
+    record: str | None = None
+    record_interval: float = 10.0
+    retain_hours: float = 24.0
+
+
+class Agent:
+    """The probe, its ledger and recorder, behind one lock."""
+
+    def __init__(self, options: AgentOptions) -> None:
+        self.options = options
+        self.lock = threading.Lock()
+        self.recorder = Recorder(options.record, options.retain_hours) if options.record else None
+        self.probe = RunqProbe(
+            method=options.method,
+            cgroups=options.cgroups,
+            max_cgroups=options.max_cgroups,
+            attribution=True,
+        )
+        self.ledger: Ledger | None = None
+        self._recorded = None
+        self._recorded_at = 0.0
+
+    def start(self) -> None:
+        self.probe.start()
+        self.ledger = Ledger(
+            self.probe,
+            culprits=self.options.culprits,
+            forget_after=self.options.forget_after,
+            window=self.options.window,
+        )
+        self._recorded = self.ledger.update()
+        self._recorded_at = time.time()
+        if self.recorder is not None:
+            self.recorder.start_interval(self.ledger)
+
+    def metrics(self, accept: str | None) -> tuple[bytes, str] | None:
+        """The exposition and its content type; None once stopped."""
+        content_type = content_type_for(accept)
+        with self.lock:
+            if self.ledger is None or not self.probe.running:
+                return None
+            self.ledger.update()
+            body = render(families(self.ledger), openmetrics=content_type == OPENMETRICS)
+        return body, content_type
+
+    @property
+    def healthy(self) -> bool:
+        return self.probe.running
+
+    def tick(self) -> None:
+        """Closes a verdict window, writes the recording, when due."""
+        with self.lock:
+            ledger = self.ledger
+            if ledger is None:
+                return
+            now = ledger.clock()
+            window_due = now - ledger.window_started >= ledger.window
+            reap_due = now - ledger.updated_at >= REAP_INTERVAL_S
+            record_due = time.time() - self._recorded_at >= self.options.record_interval
+            if window_due or reap_due or (self.recorder is not None and record_due):
+                ledger.update()
+            if self.recorder is not None and record_due:
+                self._record()
+
+    def _record(self) -> None:
+        assert self.ledger is not None and self.recorder is not None
+        now = time.time()
+        reading = self.ledger.reading
+        if self._recorded is not None:
+            interval = reading.since(self._recorded)
+            self.recorder.write(self.ledger, interval, now - self._recorded_at, now)
+        self._recorded, self._recorded_at = reading, now
+
+    def stop(self) -> None:
+        """Reads one last time, writes what was not recorded, and detaches."""
+        with self.lock:
+            if self.ledger is not None and self.probe.running:
+                self.ledger.update()
+                if self.recorder is not None:
+                    self._record()
+                    self.recorder.close()
+            self.probe.close()
+
+
+def _handler(agent: Agent) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "noisy-neighbor"
+
+        def do_GET(self) -> None:  # the name http.server calls
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                answer = agent.metrics(self.headers.get("Accept"))
+                if answer is None:
+                    self._send(503, b"the probe is not attached\n", "text/plain")
+                else:
+                    self._send(200, *answer)
+            elif path == "/healthz":
+                ok = agent.healthy
+                self._send(200 if ok else 503, b"ok\n" if ok else b"probe detached\n", "text/plain")
+            elif path == "/":
+                self._send(200, b'<a href="/metrics">/metrics</a>\n', "text/html")
+            else:
+                self._send(404, b"not found: try /metrics or /healthz\n", "text/plain")
+
+        def _send(self, code: int, body: bytes, content_type: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("%s " + format, self.address_string(), *args)
+
+    return Handler
+
+
+@contextmanager
+def _stopping_on(signals: Iterable[signal.Signals]) -> Iterator[threading.Event]:
+    """An event set by any of ``signals`` while inside; handlers restored after."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def serve(options: AgentOptions, *, out: Any = None) -> int:
+    """Runs the agent until SIGTERM or SIGINT; returns the exit status."""
+    out = out or sys.stdout
+    agent = Agent(options)
+    server = ThreadingHTTPServer((options.host, options.port), _handler(agent))
+    server.daemon_threads = True
+    try:
+        with _stopping_on([signal.SIGTERM, signal.SIGINT]) as stop:
+            agent.start()
+            host, port = server.server_address[:2]
+            shown = f"[{host}]" if ":" in str(host) else host
+            print(
+                f"noisy-neighbor serve: http://{shown}:{port}/metrics ({agent.probe.method} "
+                f"method, verdicts over {options.window:g} s); SIGTERM or Ctrl-C stops",
+                file=out,
+                flush=True,
+            )
+            threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+            while not stop.wait(_TICK_S):
+                agent.tick()
+            server.shutdown()
+    finally:
+        agent.stop()
+        server.server_close()
+    return 0
