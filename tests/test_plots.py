@@ -14,6 +14,7 @@ from noisy_neighbor.runq.histogram import CgroupHistogram
 from noisy_neighbor.runq.verdicts import IDLE, CgroupWaits, NoisyNeighborReport
 from noisy_neighbor.views.plots import (
     plot_culprit_matrix,
+    plot_history,
     plot_latency_distribution,
     plot_latency_heatmap,
     plot_percentiles_over_time,
@@ -94,3 +95,25 @@ def test_culprit_matrix_shows_each_victims_shares() -> None:
     assert matrix[0, culprits.index("hog")] == pytest.approx(0.75)
     assert matrix[0, culprits.index("idle")] == pytest.approx(0.25)
     assert matrix[1, culprits.index("victim")] == pytest.approx(1.0)
+
+
+def test_history_plot_draws_each_names_percentile_per_interval() -> None:
+    def row(minute: int, name: str, slot: int) -> dict:
+        slots = [0] * 64
+        slots[slot] = 10
+        return {
+            "time": pd.Timestamp("2026-11-29 10:00", tz="UTC") + pd.Timedelta(minutes=minute),
+            "name": name,
+            "wait_ns": 10 << slot,
+            "slots": slots,
+        }
+
+    frame = pd.DataFrame(
+        [row(0, "web", 10), row(1, "web", 20), row(0, "batch", 12), row(1, "batch", 12)]
+    )
+    ax = plot_history(frame, "web")
+    (line,) = ax.get_lines()
+    y = line.get_ydata()
+    # p99 inside slot 10 ([1024, 2047] ns) then slot 20 (~1-2 ms), in us.
+    assert 1.0 < y[0] < 2.1 and 1000 < y[1] < 2100
+    assert len(plot_history(frame, top=1).get_lines()) == 1  # the one that waited most

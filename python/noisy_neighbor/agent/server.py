@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ..analysis.intervals import Reading
 from ..runq.probe import RunqProbe
 from .exposition import OPENMETRICS, content_type_for, render
 from .ledger import Ledger
@@ -72,7 +74,7 @@ class Agent:
             attribution=True,
         )
         self.ledger: Ledger | None = None
-        self._recorded = None
+        self._recorded: Reading | None = None
         self._recorded_at = 0.0
 
     def start(self) -> None:
@@ -170,6 +172,15 @@ def _handler(agent: Agent) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    # A scrape in flight never holds up the exit.
+    daemon_threads = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 @contextmanager
 def _stopping_on(signals: Iterable[signal.Signals]) -> Iterator[threading.Event]:
     """An event set by any of ``signals`` while inside; handlers restored after."""
@@ -186,12 +197,12 @@ def serve(options: AgentOptions, *, out: Any = None) -> int:
     """Runs the agent until SIGTERM or SIGINT; returns the exit status."""
     out = out or sys.stdout
     agent = Agent(options)
-    server = ThreadingHTTPServer((options.host, options.port), _handler(agent))
-    server.daemon_threads = True
+    kind = _Server6 if ":" in options.host else _Server
+    server = kind((options.host, options.port), _handler(agent))
     try:
         with _stopping_on([signal.SIGTERM, signal.SIGINT]) as stop:
             agent.start()
-            host, port = server.server_address[:2]
+            host, port = str(server.server_address[0]), int(server.server_address[1])
             shown = f"[{host}]" if ":" in str(host) else host
             print(
                 f"noisy-neighbor serve: http://{shown}:{port}/metrics ({agent.probe.method} "

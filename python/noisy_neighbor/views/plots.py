@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..log2 import log2_percentile
 from ..runq.histogram import CgroupHistogram
 from ..units import UNITS
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "plot_culprit_matrix",
+    "plot_history",
     "plot_latency_distribution",
     "plot_latency_heatmap",
     "plot_percentiles_over_time",
@@ -181,6 +183,44 @@ def plot_percentiles_over_time(
     ax.set_ylabel("run-queue latency (usecs)")
     ax.set_title("Latency percentiles over time")
     ax.legend(fontsize="small")
+    return ax
+
+
+def plot_history(
+    frame: pd.DataFrame,
+    names: Any = None,
+    *,
+    percentile: float = 99,
+    top: int = 5,
+    ax: Axes | None = None,
+) -> Axes:
+    """A percentile of run-queue latency over time per name (container, pod
+    or unit), from the agent's recording (:func:`noisy_neighbor.history`).
+    Cgroups that share a name (a container restarted) are merged; each
+    point is the percentile of that interval's log2 buckets (within 2x).
+    ``names`` picks whom to draw; else the ``top`` that waited most."""
+    ax = _axes(ax)
+    if names is None:
+        totals = frame.groupby("name")["wait_ns"].sum().sort_values(ascending=False)
+        names = list(totals.index[:top])
+    elif isinstance(names, str):
+        names = [names]
+    for name in names:
+        mine = frame[frame["name"] == name]
+        if not len(mine):
+            continue
+        x, y = [], []
+        for moment, rows in mine.groupby("time"):
+            slots = np.sum(np.stack([np.asarray(s, dtype=np.float64) for s in rows["slots"]]), 0)
+            x.append(moment)
+            y.append(log2_percentile(slots, percentile) / 1000)
+        ax.plot(x, y, marker=".", label=f"{name} p{percentile:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("time (UTC)")
+    ax.set_ylabel("run-queue latency (usecs)")
+    ax.set_title(f"p{percentile:g} run-queue latency over time")
+    ax.legend(fontsize="small")
+    ax.figure.autofmt_xdate()
     return ax
 
 
