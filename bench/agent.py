@@ -71,11 +71,19 @@ def bench_parent() -> Iterator[Path]:
     try:
         yield parent
     finally:
-        for child in sorted(parent.iterdir(), reverse=True):
-            if child.is_dir():
-                with contextlib.suppress(OSError):
-                    child.rmdir()
-        parent.rmdir()
+        # A cgroup is busy until its last task is reaped: retry for a while.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                for child in sorted(parent.iterdir(), reverse=True):
+                    if child.is_dir():
+                        child.rmdir()
+                parent.rmdir()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
 
 def visit(pid: int, cgroup: Path, seconds: float = 0.003) -> None:
@@ -174,7 +182,7 @@ def run_soak(args: argparse.Namespace) -> None:
             lost = urllib.request.urlopen(agent.url).read().decode()
         finally:
             agent.stop()
-            stress.kill()
+            stress.terminate()  # SIGTERM: stress-ng stops its workers too
             stress.wait()
             sleeper.kill()
             sleeper.wait()

@@ -379,3 +379,25 @@ def test_sigterm_in_the_middle_of_scrapes_exits_cleanly_with_the_recording(
     assert mine["waits"].sum() > 0
     assert (mine["slots"].map(sum) == mine["waits"]).all()
     assert not list(record.glob("parts/*/*.parquet"))  # merged into the hourly file at exit
+
+
+def test_bpf_run_time_is_exported_while_the_kernel_keeps_it(agent) -> None:
+    sysctl = Path("/proc/sys/kernel/bpf_stats_enabled")
+    before = sysctl.read_text().strip()
+    serving = agent()
+    try:
+        sysctl.write_text("1")
+        time.sleep(0.5)  # switches happen all the time: the program runs
+        exposition = serving.get()
+        programs = re.findall(
+            r'^noisy_neighbor_bpf_runs_total\{program="(nn_\w+)"\} (\d+)', exposition, re.M
+        )
+        assert programs and all(int(runs) > 0 for _, runs in programs), exposition[-3000:]
+        seconds = _sample(
+            exposition, "noisy_neighbor_bpf_run_seconds_total", program=programs[0][0]
+        )
+        assert seconds is not None and seconds > 0
+        sysctl.write_text("0")
+        assert "noisy_neighbor_bpf_run_seconds_total" not in serving.get()  # off: not exported
+    finally:
+        sysctl.write_text(before)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
+import socket
 
 import pytest
 
@@ -148,3 +149,34 @@ def test_listen_addresses(text: str, expected: tuple[str, int]) -> None:
 def test_bad_listen_addresses_say_what_is_wanted(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match=r"HOST:PORT|port"):
         listen_address(text)
+
+
+def test_serve_on_a_taken_port_is_one_line_that_says_what_to_do(capsys) -> None:
+    from noisy_neighbor.views.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--listen", f"127.0.0.1:{port}"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot listen on 127.0.0.1" in err and "--listen" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--listen", "nowhere"],
+        ["--retain-hours", "nan"],
+        ["--retain-hours", "0"],
+        ["--window", "-1"],
+        ["--culprits", "0"],
+    ],
+)
+def test_serve_rejects_bad_arguments_before_loading_anything(args, capsys) -> None:
+    from noisy_neighbor.views.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", *args])
+    assert exited.value.code == 1
+    assert capsys.readouterr().err.startswith("noisy-neighbor: error:")

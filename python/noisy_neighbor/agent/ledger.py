@@ -147,8 +147,8 @@ class Ledger:
         for (victim, culprit), row in self.reading.blame.items():
             totals.setdefault(victim, {})[culprit] = row.total_ns
         for victim, by_culprit in totals.items():
-            if victim in self.removed_at:
-                continue  # final: its counters stay as they are until it goes
+            if self.removed_at.get(victim, now) < now:
+                continue  # final since an earlier reading: its counters stay as they are
             counters = self.culprits.get(victim)
             if counters is None:
                 counters = CulpritCounters(self.k, always=frozenset({IDLE, UNTRACKED}))
@@ -160,9 +160,19 @@ class Ledger:
             self._window_throttle.since_start,
             window_s=now - self.window_started,
             thresholds=self.thresholds,
+            names=self.names(),
         )
         self.last_window = Window(report, now)
         self._open_window(self.reading)
+
+    def names(self) -> dict[int, str]:
+        """A name for every cgroup in the reading, so reports name culprits
+        from what the ledger holds (a lookup elsewhere would cache names of
+        cgroups long gone)."""
+        return {
+            cid: (h.info.display_name if h.info else None) or h.last_known_path or h.cgroup_name
+            for cid, h in self.reading.hists.items()
+        }
 
     def visible(self, cgroup_id: int, now: float | None = None) -> bool:
         """Whether a cgroup's counts are still shown: live, removed less than

@@ -26,9 +26,10 @@ import numpy as np
 from .._native import __version__
 from ..names.resolver import CgroupInfo
 from ..runq.histogram import CgroupHistogram
-from ..runq.throttling import throttled_ns
+from ..runq.throttling import ThrottleReader
 from ..runq.verdicts import VERDICT_KINDS
 from ..runq.wire import IDLE, SWITCH_OUT_CAUSES, UNTRACKED
+from .bpf_stats import program_run_times
 from .culprits import OTHER
 from .exposition import Family, format_value, label_set
 
@@ -40,6 +41,7 @@ __all__ = ["BUCKET_SLOTS", "LOSS_COUNTERS", "families"]
 #: The kernel buckets shown, by slot: 2**10 - 1 ns (~1 us) to 2**35 - 1 ns (~34 s).
 BUCKET_SLOTS = range(9, 35)
 _LE = [format_value(((1 << (slot + 1)) - 1) / 1e9) for slot in BUCKET_SLOTS]
+_BUCKET = "noisy_neighbor_runqueue_latency_seconds_bucket{"
 #: ``stats()`` counters that count something lost (kernel and user side).
 LOSS_COUNTERS = (
     "failed_updates",
@@ -72,16 +74,12 @@ def cgroup_labels(info: CgroupInfo | None, path: str | None, prefix: str = "") -
 
 
 def families(ledger: Ledger, throttled: Callable[[str], int | None] | None = None) -> list[Family]:
-    """Every family, from the ledger's latest reading (call ``update()`` first)."""
+    """Every family, from the ledger's latest reading (call ``update()`` first).
+    ``throttled`` reads a cgroup's throttled ns by path (a long-lived
+    :class:`ThrottleReader` saves re-reading cgroups without a CPU controller)."""
     now = ledger.clock()
-    tree = ledger.probe.cgroup_tree
     if throttled is None:
-        from ..names.cgroupfs import cgroup_v1_mount
-
-        v1_cpu = cgroup_v1_mount("cpu")
-
-        def throttled(path: str) -> int | None:
-            return throttled_ns(path, tree.mount, v1_cpu)
+        throttled = ThrottleReader(ledger.probe.cgroup_tree.mount)
 
     wait = Family(
         "noisy_neighbor_runqueue_wait_seconds",
@@ -184,10 +182,10 @@ def _histogram_samples(
     count = int(cumulative[-1])
     wait.add(braces, total_ns / 1e9)
     waits.add(braces, count)
-    sep = "," if labels else ""
-    for le, slot in zip(_LE, BUCKET_SLOTS):
-        latency.add(f'{{{labels}{sep}le="{le}"}}', int(cumulative[slot]), "_bucket")
-    latency.add(f'{{{labels}{sep}le="+Inf"}}', count, "_bucket")
+    head = _BUCKET + labels + ("," if labels else "") + 'le="'
+    counts = cumulative[BUCKET_SLOTS.start : BUCKET_SLOTS.stop].tolist()
+    latency.add_lines(f'{head}{le}"}} {n}' for le, n in zip(_LE, counts))
+    latency.add_lines([f'{head}+Inf"}} {count}'])
     latency.add(braces, total_ns / 1e9, "_sum")
     latency.add(braces, count, "_count")
 
@@ -213,6 +211,21 @@ def _agent_families(ledger: Ledger) -> Iterator[Family]:
     for reason in LOSS_COUNTERS:
         lost.add(f'{{reason="{reason}"}}', ledger.stats.get(reason, 0))
     yield lost
+    run_time = Family(
+        "noisy_neighbor_bpf_run_seconds",
+        "counter",
+        "Time the kernel spent in each of the agent's BPF programs "
+        "(only while sysctl kernel.bpf_stats_enabled=1).",
+        unit="seconds",
+    )
+    runs = Family("noisy_neighbor_bpf_runs", "counter", "Runs of each of the agent's BPF programs.")
+    for program in program_run_times():
+        labels = label_set([("program", program.name)])
+        run_time.add(labels, program.run_time_ns / 1e9)
+        runs.add(labels, program.run_cnt)
+    if run_time.samples:
+        yield run_time
+        yield runs
     info = Family("noisy_neighbor_build", "info", "The agent's version, method and kernel.")
     info.add(
         label_set(

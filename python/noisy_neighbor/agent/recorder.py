@@ -84,7 +84,9 @@ class Recorder:
     ) -> list[dict[str, Any]]:
         throttle = self._throttle
         throttled = throttle.since_start if throttle else (lambda cid, path: None)
-        report = interval.report(throttled, window_s=interval_s, thresholds=ledger.thresholds)
+        report = interval.report(
+            throttled, window_s=interval_s, thresholds=ledger.thresholds, names=ledger.names()
+        )
         rows = []
         for cgroup_id, hist in sorted(interval.hists.items()):
             if not hist.count:

@@ -25,7 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ..analysis.intervals import Reading
+from ..errors import NoisyNeighborError
 from ..runq.probe import RunqProbe
+from ..runq.throttling import ThrottleReader
 from .exposition import OPENMETRICS, content_type_for, render
 from .ledger import Ledger
 from .metrics import families
@@ -85,6 +87,7 @@ class Agent:
             forget_after=self.options.forget_after,
             window=self.options.window,
         )
+        self.throttled = ThrottleReader(self.probe.cgroup_tree.mount)
         self._recorded = self.ledger.update()
         self._recorded_at = time.time()
         if self.recorder is not None:
@@ -97,7 +100,9 @@ class Agent:
             if self.ledger is None or not self.probe.running:
                 return None
             self.ledger.update()
-            body = render(families(self.ledger), openmetrics=content_type == OPENMETRICS)
+            body = render(
+                families(self.ledger, self.throttled), openmetrics=content_type == OPENMETRICS
+            )
         return body, content_type
 
     @property
@@ -198,7 +203,13 @@ def serve(options: AgentOptions, *, out: Any = None) -> int:
     out = out or sys.stdout
     agent = Agent(options)
     kind = _Server6 if ":" in options.host else _Server
-    server = kind((options.host, options.port), _handler(agent))
+    try:
+        server = kind((options.host, options.port), _handler(agent))
+    except OSError as err:
+        raise NoisyNeighborError(
+            f"cannot listen on {options.host}:{options.port}: {err.strerror or err} "
+            "(another agent on that port? pick another --listen)"
+        ) from None
     try:
         with _stopping_on([signal.SIGTERM, signal.SIGINT]) as stop:
             agent.start()

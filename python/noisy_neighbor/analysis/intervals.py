@@ -5,7 +5,7 @@ waits between two readings."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..runq.histogram import CgroupHistogram
@@ -65,8 +65,10 @@ class Reading:
         *,
         window_s: float | None,
         thresholds: Thresholds | None = None,
+        names: Mapping[int, str] | None = None,
     ) -> NoisyNeighborReport:
-        """The verdicts of these counts (of an interval: see :meth:`since`)."""
+        """The verdicts of these counts (of an interval: see :meth:`since`);
+        ``names`` names culprits that did not wait in it."""
         return from_histograms(
             self.hists,
             list(self.blame.values()),
@@ -74,6 +76,7 @@ class Reading:
             throttled,
             window_s=window_s,
             thresholds=thresholds,
+            names=names,
         )
 
 

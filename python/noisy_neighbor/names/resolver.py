@@ -204,17 +204,19 @@ class CgroupResolver:
         self.container_names = container_names or RuntimeNames()
         self._cache: dict[str, CgroupInfo] = {}
 
-    def resolve(self, id_or_path: int | str, name_hint: str | None = None) -> CgroupInfo:
+    def resolve(
+        self, id_or_path: int | str, name_hint: str | None = None, path: str | None = None
+    ) -> CgroupInfo:
         """Info of a cgroup by id or by path. A removed cgroup keeps the path it
         had when last seen. An id never seen gives ``path=None``, classified
-        from ``name_hint`` (the kernfs name the probe read) when given."""
+        from ``name_hint`` (the kernfs name the probe read) when given.
+        ``path``: the id's live path, when the caller has just looked it up."""
         if isinstance(id_or_path, str):
-            path: str | None
             path, full = self.tree.locate(id_or_path)
             cgroup_id: int | None = os.stat(full).st_ino
         else:
             cgroup_id = check_int("a cgroup id", id_or_path, 0, 2**64 - 1)
-            path = self.tree.last_known_path(cgroup_id)
+            path = path or self.tree.last_known_path(cgroup_id)
         if path is None:
             if name_hint:
                 leaf = classify_cgroup_path(name_hint)

@@ -218,20 +218,23 @@ class RunqProbe(Lifecycle):
         ``max_cgroups`` bounds the live cgroups only."""
         plugin = self._started()
         view = plugin.map("runq_hists")
-        gone = self._removed.reap(plugin, self.cgroup_tree, view)
         rows = {int(cgroup_id): i for i, cgroup_id in enumerate(view.keys.get("key", ()))}
+        # Each path looked up once per reading: a lookup checks the directory.
+        paths = {cgroup_id: self.cgroup_tree.path(cgroup_id) for cgroup_id in rows}
+        gone = self._removed.reap(plugin, paths, view)
         hists = {
-            cgroup_id: self._histogram(cgroup_id, row)
+            cgroup_id: self._histogram(cgroup_id, row, None)
             for cgroup_id, row in self._removed.hist_rows.items()
         }
         for cgroup_id, i in rows.items():
             if cgroup_id not in gone:
                 row = {name: column[i] for name, column in view.values.items()}
-                hists[cgroup_id] = self._histogram(cgroup_id, row)
+                hists[cgroup_id] = self._histogram(cgroup_id, row, paths[cgroup_id])
         return hists
 
-    def _histogram(self, cgroup_id: int, row: dict[str, Any]) -> CgroupHistogram:
-        """A histogram from one decoded ``struct runq_hist``."""
+    def _histogram(self, cgroup_id: int, row: dict[str, Any], path: str | None) -> CgroupHistogram:
+        """A histogram from one decoded ``struct runq_hist`` of a cgroup whose
+        path is ``path`` (None: removed)."""
         assert self._tree is not None and self._resolver is not None
         cgroup_name = str(row["cgroup_name"])
         return CgroupHistogram(
@@ -242,8 +245,8 @@ class RunqProbe(Lifecycle):
             max_ns=int(row["max_ns"]),
             comm=str(row["comm"]),
             cgroup_name=cgroup_name,
-            cgroup_path=self._tree.path(cgroup_id),
-            info=self._resolver.resolve(cgroup_id, name_hint=cgroup_name),
+            cgroup_path=path,
+            info=self._resolver.resolve(cgroup_id, name_hint=cgroup_name, path=path),
         )
 
     def forget_removed(self) -> set[int]:

@@ -30,11 +30,12 @@ class RemovedCgroups:
     blame: list[Blame] = field(default_factory=list)
     switch_outs: list[SwitchOuts] = field(default_factory=list)
 
-    def reap(self, plugin: Plugin, tree: CgroupTree, hists: MapView) -> set[int]:
+    def reap(self, plugin: Plugin, paths: dict[int, str | None], hists: MapView) -> set[int]:
         """Moves the entries of removed cgroups out of the maps; ``hists`` is
-        a fresh reading of ``runq_hists``. Returns the ids reaped."""
+        a fresh reading of ``runq_hists`` and ``paths`` its cgroups' paths
+        now (None: removed). Returns the ids reaped."""
         ids = hists.keys["key"] if len(hists) else np.zeros(0, dtype=np.uint64)
-        gone = {int(i) for i in ids if tree.path(int(i)) is None}
+        gone = {cgroup_id for cgroup_id, path in paths.items() if path is None}
         if not gone:
             return gone
         for i, cgroup_id in enumerate(ids):

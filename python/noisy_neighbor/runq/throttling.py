@@ -9,10 +9,12 @@ cgroup with the same path.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 
 from ..names.cgroupfs import cgroup_v1_mount
 
-__all__ = ["ThrottleBaseline", "throttled_ns"]
+__all__ = ["ThrottleBaseline", "ThrottleReader", "throttled_ns"]
 
 
 def _read_stat(path: str) -> dict[str, int] | None:
@@ -55,3 +57,35 @@ class ThrottleBaseline:
         if now is None:
             return None
         return now - (self._start.get(cgroup_id) or 0)
+
+
+class ThrottleReader:
+    """Throttled time by cgroup path, for a reader that asks often (the
+    agent, at each scrape). Most cgroups have no CPU controller, so nothing
+    to read, and reading that costs two failed opens each time: a cgroup that
+    had none is asked again only ``recheck`` seconds later."""
+
+    def __init__(
+        self, v2_mount: str, recheck: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.v2_mount = v2_mount
+        self.v1_cpu_mount = cgroup_v1_mount("cpu")
+        self.recheck = recheck
+        self.clock = clock
+        self._none_since: dict[str, float] = {}
+
+    def __call__(self, cgroup_path: str) -> int | None:
+        now = self.clock()
+        since = self._none_since.get(cgroup_path)
+        if since is not None and now - since < self.recheck:
+            return None
+        value = throttled_ns(cgroup_path, self.v2_mount, self.v1_cpu_mount)
+        if value is None:
+            self._none_since[cgroup_path] = now
+            if len(self._none_since) > 4096:  # churned paths: forget the stale ones
+                self._none_since = {
+                    p: t for p, t in self._none_since.items() if now - t < self.recheck
+                }
+        else:
+            self._none_since.pop(cgroup_path, None)
+        return value

@@ -321,9 +321,11 @@ def from_histograms(
     *,
     window_s: float | None,
     thresholds: Thresholds | None = None,
+    names: Mapping[int, str] | None = None,
 ) -> NoisyNeighborReport:
     """A report from a probe's readings (percentiles from log2 buckets: within
-    a factor of two, see :func:`~noisy_neighbor.log2.log2_percentile`)."""
+    a factor of two, see :func:`~noisy_neighbor.log2.log2_percentile`);
+    ``names`` names culprits that did not wait themselves."""
     blame_by: dict[int, dict[int, int]] = defaultdict(dict)
     for row in blame:
         blame_by[row.cgroup_id][row.culprit_cgroup_id] = row.total_ns
@@ -350,4 +352,6 @@ def from_histograms(
                 throttled_ns=throttled(cgroup_id, path),
             )
         )
-    return NoisyNeighborReport(waits, window_s=window_s, thresholds=thresholds, path_of=paths.get)
+    return NoisyNeighborReport(
+        waits, window_s=window_s, thresholds=thresholds, path_of=paths.get, names=names
+    )
