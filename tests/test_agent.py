@@ -96,8 +96,9 @@ def agent() -> Iterator[Callable[..., Agent]]:
 
     yield start
     for each in started:
+        killed = each.process.returncode == -signal.SIGKILL
         code, err = each.stop()
-        assert code == 0, err[-2000:]
+        assert code == 0 or killed, err[-2000:]
         assert "Traceback" not in err, err[-2000:]
     assert not programs_left()
 
@@ -401,3 +402,20 @@ def test_bpf_run_time_is_exported_while_the_kernel_keeps_it(agent) -> None:
         assert "noisy_neighbor_bpf_run_seconds_total" not in serving.get()  # off: not exported
     finally:
         sysctl.write_text(before)
+
+
+def test_a_sigkilled_agent_loses_at_most_its_last_interval(agent, cgroup_factory, tmp_path) -> None:
+    victim = cgroup_factory("victim")
+    record = tmp_path / "record"
+    serving = agent("--record", str(record), "--record-interval", "1")
+    victim.run(periodic_sleeper(0.002), cpus=[0])
+    time.sleep(3.5)
+    serving.process.kill()
+    serving.process.wait(timeout=30)
+    # Every interval written before the kill is whole and readable, not yet
+    # merged into an hourly file; no half-written file is read.
+    rows = nn.history(str(record))
+    mine = rows[rows["cgroup_id"] == victim.id]
+    assert len(mine) >= 2, rows
+    assert (mine["interval_s"] < 2).all()
+    assert list(record.glob("parts/*/*.parquet"))
