@@ -19,7 +19,7 @@ APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config bpftool libbpf-dev \
   docker.io busybox-static prometheus systemd
 STAMPS := .stamps
 
-.PHONY: run test deps build lint rust-test py-test bench clean wheel wheel-test
+.PHONY: run test deps build lint rust-test py-test bench clean wheel wheel-test kernel-matrix
 
 $(STAMPS):
 	@mkdir -p $@
@@ -73,6 +73,12 @@ py-test: build
 	$(PY) -m pytest
 
 test: lint rust-test py-test
+
+# The real-kernel tests that matter inside Debian's cloud kernels 6.1 and 6.12,
+# booted under qemu (fetched with apt-get download and unpacked into .cache/;
+# nothing is installed). About 5 minutes per kernel; see tests/kernels/.
+kernel-matrix: build
+	bash tests/kernels/matrix.sh
 
 # Benchmarks (not part of test): the peers and workloads they need, then the runs
 # whose figures BENCHMARKS.md records.

@@ -50,6 +50,12 @@ const volatile __u64 system_slice_id = 0;
 /* Wake the reader only once this much data is waiting: a wakeup per record
  * costs more than the record itself, and the reader also polls on a timer. */
 const volatile __u64 wakeup_bytes = 0;
+/* How the program walks task->cgroups->dfl_cgrp: under the RCU kfuncs (Linux
+ * 6.2 and later, which require them for that walk), or with CO-RE probe reads
+ * (older kernels, which have no such kfuncs). Set by the host from the
+ * kernel's BTF; the verifier drops the branch not taken, so the kfuncs, weak,
+ * need not exist. */
+const volatile bool use_rcu_kfuncs = true;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -139,8 +145,8 @@ static struct runq_hist zero_hist;
 static struct runq_blame zero_blame;
 static struct runq_switch_outs zero_switch_outs;
 
-void bpf_rcu_read_lock(void) __ksym;
-void bpf_rcu_read_unlock(void) __ksym;
+void bpf_rcu_read_lock(void) __ksym __weak;
+void bpf_rcu_read_unlock(void) __ksym __weak;
 
 /* This CPU's counters. Tracepoints run with preemption off, so plain
  * increments are safe. The lookup of a one-entry per-CPU array cannot fail;
@@ -159,6 +165,8 @@ static __always_inline __u64 task_cgroup_id(struct task_struct *task)
 {
 	__u64 id;
 
+	if (!use_rcu_kfuncs)
+		return BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
 	bpf_rcu_read_lock();
 	id = task->cgroups->dfl_cgrp->kn->id;
 	bpf_rcu_read_unlock();
@@ -210,9 +218,13 @@ static __always_inline struct runq_hist *hist_of(__u64 cgroup_id, struct task_st
 		return NULL;
 	}
 	/* The name is read once, when the cgroup is first seen, not on every switch. */
-	bpf_rcu_read_lock();
-	name = task->cgroups->dfl_cgrp->kn->name;
-	bpf_rcu_read_unlock();
+	if (use_rcu_kfuncs) {
+		bpf_rcu_read_lock();
+		name = task->cgroups->dfl_cgrp->kn->name;
+		bpf_rcu_read_unlock();
+	} else {
+		name = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, name);
+	}
 	bpf_probe_read_kernel_str(hist->cgroup_name, sizeof(hist->cgroup_name), name);
 	return hist;
 }

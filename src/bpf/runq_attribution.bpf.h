@@ -24,6 +24,16 @@ static __always_inline bool is_system_task(struct task_struct *task, __u64 cgrou
 		return true;
 	if (!system_slice_id || !bpf_core_field_exists(cgrp->ancestors))
 		return false;
+	if (!use_rcu_kfuncs) {
+		struct cgroup *ancestor;
+
+		cgrp = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+		if (BPF_CORE_READ(cgrp, level) < 1)
+			return false;
+		if (bpf_core_read(&ancestor, sizeof(ancestor), &cgrp->ancestors[1]))
+			return false;
+		return BPF_CORE_READ(ancestor, kn, id) == system_slice_id;
+	}
 	bpf_rcu_read_lock();
 	cgrp = task->cgroups->dfl_cgrp;
 	if (cgrp->level >= 1)

@@ -13,6 +13,9 @@ pub struct RunqPlan {
     /// "sched_info" or "wakeup".
     method: &'static str,
     programs: Vec<&'static str>,
+    /// Whether the programs walk a task's cgroup under the RCU kfuncs
+    /// (Linux 6.2+) or with CO-RE probe reads (older kernels).
+    rcu_kfuncs: bool,
 }
 
 /// The compiled run-queue probe (`src/bpf/runq.bpf.c`).
@@ -30,5 +33,6 @@ pub fn runq_plan(py: Python<'_>, method: &str) -> PyResult<RunqPlan> {
     Ok(RunqPlan {
         method: plan.method.name(),
         programs: plan.programs,
+        rcu_kfuncs: plan.rcu_kfuncs,
     })
 }

@@ -49,11 +49,16 @@ impl Method {
     }
 }
 
-/// The method this kernel runs, and the programs that measure it.
+/// The method this kernel runs, the programs that measure it, and how they
+/// walk a task's cgroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub method: Method,
     pub programs: Vec<&'static str>,
+    /// Walk `task->cgroups` under the RCU kfuncs (Linux 6.2+, which require
+    /// them); without them, with CO-RE probe reads (the `use_rcu_kfuncs`
+    /// global of runq.bpf.c).
+    pub rcu_kfuncs: bool,
 }
 
 /// Which programs measure waits by `method` here. `sched_info_supported`
@@ -81,17 +86,24 @@ pub fn plan_for(
         Method::SchedInfo => vec!["nn_switch_si"],
         _ => vec!["nn_switch_wk", "nn_wakeup", "nn_wakeup_new"],
     };
-    Ok(Plan { method, programs })
+    Ok(Plan {
+        method,
+        programs,
+        rcu_kfuncs: true,
+    })
 }
 
 /// Checks privileges and the kernel, then plans for this kernel.
 pub fn plan(method: Method) -> Result<Plan, HostError> {
     kernel::check_privileges()?;
     let btf = kernel::vmlinux_btf()?;
-    kernel::check_kfuncs(&btf)?;
     let sched_info = kernel::sched_info_supported(&btf);
     let runqueues = sched_info && kernel::kallsyms_has("runqueues");
-    plan_for(method, sched_info, runqueues)
+    let plan = plan_for(method, sched_info, runqueues)?;
+    Ok(Plan {
+        rcu_kfuncs: kernel::has_rcu_kfuncs(&btf),
+        ..plan
+    })
 }
 
 #[cfg(test)]

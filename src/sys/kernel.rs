@@ -53,23 +53,20 @@ pub fn vmlinux_btf() -> Result<Btf<'static>, HostError> {
     if !Path::new(VMLINUX_BTF).exists() {
         return Err(HostError::BtfUnavailable(format!(
             "{VMLINUX_BTF} is missing: the kernel was built without CONFIG_DEBUG_INFO_BTF; \
-             use a distribution kernel (Linux >= 6.2) that ships BTF"
+             use a distribution kernel that ships BTF (Debian 11+, Ubuntu 20.10+, RHEL 8.2+...)"
         )));
     }
     Btf::from_vmlinux()
         .map_err(|err| HostError::BtfUnavailable(format!("cannot read {VMLINUX_BTF}: {err}")))
 }
 
-/// Fails with a clear message when the kernel lacks a kfunc the probes call.
-pub fn check_kfuncs(btf: &Btf<'_>) -> Result<(), HostError> {
-    for kfunc in ["bpf_rcu_read_lock", "bpf_rcu_read_unlock"] {
-        if btf.type_by_name::<Func>(kfunc).is_none() {
-            return Err(HostError::KernelTooOld(format!(
-                "the kernel has no {kfunc} kfunc (added in Linux 6.2): upgrade the kernel"
-            )));
-        }
-    }
-    Ok(())
+/// Whether the kernel has the RCU kfuncs (Linux 6.2+): from 6.2 on, a
+/// program must hold them to walk `task->cgroups`; before, it reads the same
+/// chain with CO-RE probe reads.
+pub fn has_rcu_kfuncs(btf: &Btf<'_>) -> bool {
+    ["bpf_rcu_read_lock", "bpf_rcu_read_unlock"]
+        .iter()
+        .all(|kfunc| btf.type_by_name::<Func>(kfunc).is_some())
 }
 
 fn has_member(btf: &Btf<'_>, struct_name: &str, member: &str) -> bool {

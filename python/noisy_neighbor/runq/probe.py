@@ -164,6 +164,7 @@ class RunqProbe(Lifecycle):
             # early enough that a burst never fills it between two polls.
             wakeup_bytes=self._ring_buffer_bytes // 4,
             attribute_waits=self.attribution,
+            use_rcu_kfuncs=plan.rcu_kfuncs,
             system_slice_id=system_slice_id,
             batch_events=self._batch_events,
             batch_ms=self._batch_ms,
