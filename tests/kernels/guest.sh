@@ -8,8 +8,10 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs shm /dev/shm
-mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
+# Scratch space of the guest's own, not over /tmp: the checkout under test
+# may live there (a CI clone does).
+mkdir -p /run/tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
@@ -21,7 +23,8 @@ for opt in $(cat /proc/cmdline); do
 done
 echo "NN-MATRIX-KERNEL $(uname -r)"
 cd "$repo" || exit 1
-export HOME=/tmp PYTHONDONTWRITEBYTECODE=1 NN_REQUIRE_BPF=1 PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/run/tmp TMPDIR=/run/tmp PYTHONDONTWRITEBYTECODE=1 NN_REQUIRE_BPF=1
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 .venv/bin/python -c 'import noisy_neighbor as nn; p = nn._native.runq_plan("auto"); print("NN-MATRIX-PLAN", p.method, p.programs, "rcu_kfuncs" if p.rcu_kfuncs else "core_reads")'
 .venv/bin/python bench/accuracy.py --runs 1 --seconds 2 2>&1 | sed 's/^/NN-MATRIX-ACCURACY /'
 # shellcheck disable=SC2086 (one test id per word)
