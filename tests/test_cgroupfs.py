@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from collections import Counter
 
 import pytest
 
@@ -14,6 +16,7 @@ from noisy_neighbor.names.cgroupfs import (
     find_cgroup2_mount,
     parse_mountinfo,
 )
+from noisy_neighbor.names.hybrid import v1_only_cgroups, v1_only_note, v1_paths
 
 HYBRID = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -116,3 +119,38 @@ def test_paths_inside_the_mount_normalise_to_what_proc_shows() -> None:
 def test_cgroup_ids_are_checked(cgroup_id, error) -> None:
     with pytest.raises(error, match="a cgroup id"):
         nn.resolve_cgroup(cgroup_id)
+
+
+def test_v1_paths_are_the_non_root_controller_lines() -> None:
+    text = "12:cpu,cpuacct:/docker/abc\n3:memory:/docker/abc\n1:name=systemd:/init.scope\n0::/\n"
+    assert v1_paths(text) == {"/docker/abc"}
+    assert v1_paths("0::/system.slice/x.service\n") == set()
+
+
+def test_the_note_names_the_v1_only_cgroups_and_what_to_do() -> None:
+    note = v1_only_note(Counter({"/docker/abc": 3, "/docker/def": 1, "/a": 1, "/b": 1}))
+    assert "/docker/abc (3 tasks)" in note and "/docker/def (1 task)" in note
+    assert "and 1 more" in note and "unified" in note
+
+
+@pytest.mark.needs_bpf  # root, to make a cgroup
+def test_a_task_in_a_v1_only_cgroup_is_found_in_the_v2_root() -> None:
+    v1_cpu = cgroup_v1_mount("cpu")
+    if v1_cpu is None:
+        pytest.skip("a pure cgroup v2 host: no v1 hierarchy to hide a task in")
+    mount = find_cgroup2_mount()
+    v1_only = os.path.join(v1_cpu, f"nn-test-v1only-{os.getpid()}")
+    os.mkdir(v1_only)
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        # Into the v1 cpu hierarchy only: in v2 it stays where it was.
+        with open(os.path.join(v1_only, "cgroup.procs"), "w") as f:
+            f.write(str(sleeper.pid))
+        with open(os.path.join(mount, "cgroup.procs"), "w") as f:
+            f.write(str(sleeper.pid))  # the v2 root
+        found = v1_only_cgroups(mount)
+        assert found[f"/nn-test-v1only-{os.getpid()}"] == 1
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        os.rmdir(v1_only)

@@ -127,7 +127,7 @@ for series in $kernels; do
       e = $NF; sub(/%/, "", e); if (!($2 in w) || e + 0 > w[$2]) w[$2] = e + 0 }
     END { printf "sched_info %.4f%%, wakeup %.4f%%", w["sched_info"], w["wakeup"] }')
   result=$(sed -n 's/^NN-MATRIX-RESULT //p' "$log" | tr -d '\r')
-  grep -E '(passed|failed|error)' "$log" | tail -1 || true
+  grep -aE '^[0-9]+ (passed|failed)|^=+ .*(passed|failed)' "$log" | tail -1 || true
   if [ "$result" = 0 ]; then verdict=passed; else verdict="FAILED (${result:-no result})"; status=1; fi
   summary+=("$version | $plan | $accuracy | $verdict | ${seconds}s")
 done

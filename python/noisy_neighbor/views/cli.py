@@ -8,10 +8,12 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from typing import TextIO
 
 from .._native import __version__
 from ..analysis.intervals import IntervalReports
 from ..errors import NoisyNeighborError
+from ..names.hybrid import v1_only_cgroups, v1_only_note
 from ..runq.histogram import CgroupHistogram
 from ..runq.probe import METHODS, RunqProbe
 from ..runq.verdicts import NoisyNeighborReport
@@ -110,6 +112,13 @@ ROOT_ONLY_HINT = (
 )
 
 
+def _tell_v1_only(probe: RunqProbe, out: TextIO) -> None:
+    """On a hybrid host, says which root-cgroup tasks are in v1-only cgroups
+    (their waits are booked to the root)."""
+    if found := v1_only_cgroups(probe.cgroup_tree.mount):
+        print(f"\n{v1_only_note(found)}", file=out)
+
+
 def add_max_cgroups(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--max-cgroups",
@@ -150,6 +159,7 @@ def run_runqlat(args: argparse.Namespace) -> int:
             )
         before: dict[int, CgroupHistogram] = {}
         stats_before: dict[str, int] = {}
+        told_v1_only = False
         interval = 0
         while args.count is None or interval < args.count:
             started = time.time()
@@ -174,6 +184,9 @@ def run_runqlat(args: argparse.Namespace) -> int:
             print(f"\n{time.strftime('%H:%M:%S')}  {waited}", file=out)
             if hists and all(h.cgroup_path == "/" for h in hists):
                 print(ROOT_ONLY_HINT, file=out)
+            if not told_v1_only and any(h.cgroup_path == "/" for h in hists):
+                _tell_v1_only(probe, out)  # once: which tasks is a property of the host
+                told_v1_only = True
             for hist in hists:
                 print("\n" + hist.to_text(args.unit), file=out)
             if lost := _losses(stats, stats_before):
@@ -195,6 +208,8 @@ def run_report(args: argparse.Namespace) -> int:
             time.sleep(args.seconds)
     report = probe.report()
     print(json.dumps(report.to_dict()) if args.json else report, flush=True)
+    if not args.json and any(h.cgroup_path == "/" for h in probe.histograms().values()):
+        _tell_v1_only(probe, sys.stdout)
     return 0
 
 
