@@ -11,12 +11,12 @@ PYTHON ?= python3
 # clang/llvm compile the BPF probes; libelf, zlib and pkg-config build libbpf;
 # bpftool lets the tests check that no program stays loaded; libbpf-dev gives
 # user BPF programs (built against noisy_neighbor.sdk) their bpf/*.h headers;
-# docker.io (dockerd, containerd, runc) and busybox-static run the real
-# containers the tests name; prometheus (with promtool) scrapes the real agent
+# docker.io (dockerd, containerd, runc), podman and busybox-static run the
+# real containers the tests name; prometheus (with promtool) scrapes the real agent
 # in the tests and checks the rules in deploy/prometheus/; systemd gives
 # systemd-analyze, which checks the unit in deploy/systemd/.
 APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config bpftool libbpf-dev \
-  docker.io busybox-static prometheus systemd
+  docker.io podman busybox-static prometheus systemd
 STAMPS := .stamps
 
 .PHONY: run test deps build lint rust-test py-test bench clean wheel wheel-test kernel-matrix
