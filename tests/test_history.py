@@ -41,3 +41,32 @@ def test_no_recording_says_how_to_make_one(tmp_path) -> None:
     (tmp_path / "nn-20261129T10.parquet").write_text("not parquet")
     with pytest.raises(CollectionFileError, match="not a readable recording"):
         history(str(tmp_path))
+
+
+def test_the_recorder_merges_finished_hours_and_drops_expired_ones(tmp_path) -> None:
+    from datetime import datetime, timezone
+
+    from noisy_neighbor.agent.recorder import Recorder
+
+    recorder = Recorder(str(tmp_path), retain_hours=3)
+    # An hour with a merged file from before a restart, and two new parts.
+    _rows(0).to_parquet(tmp_path / "nn-20261129T10.parquet")
+    parts = tmp_path / "parts" / "20261129T10"
+    parts.mkdir(parents=True)
+    _rows(1).to_parquet(parts / "a.parquet")
+    _rows(2).to_parquet(parts / "b.parquet")
+    # The current hour's part stays a part; an hour past retention goes.
+    current = tmp_path / "parts" / "20261129T13"
+    current.mkdir(parents=True)
+    _rows(3).to_parquet(current / "c.parquet")
+    _rows(4).to_parquet(tmp_path / "nn-20261129T09.parquet")
+    now = datetime(2026, 11, 29, 13, 30, tzinfo=timezone.utc)
+    recorder._merge(before=now.replace(minute=0))
+    recorder._expire(now)
+    assert not parts.exists() and (current / "c.parquet").exists()
+    assert not (tmp_path / "nn-20261129T09.parquet").exists()  # its hour ended 3.5 h ago
+    merged = pd.read_parquet(tmp_path / "nn-20261129T10.parquet")
+    assert sorted(merged["waits"]) == [0, 1, 2]
+    recorder.close()  # at exit, the current hour is merged too
+    assert not current.exists()
+    assert sorted(history(str(tmp_path))["waits"]) == [0, 1, 2, 3]
