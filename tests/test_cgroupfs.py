@@ -85,6 +85,26 @@ def test_a_cgroup_made_after_the_last_scan_is_found_at_once(cgroup_factory) -> N
     assert 10**15 in tree._missed
 
 
+@pytest.mark.needs_bpf  # creates real cgroups: needs root
+def test_many_lookups_walk_the_tree_once(cgroup_factory, monkeypatch) -> None:
+    """A churning host: many cgroups made and removed since the last scan are
+    looked up together (a probe reading); one walk serves them all."""
+    tree = CgroupTree(rescan_interval=3600)
+    tree.rescan()
+    made = [cgroup_factory() for _ in range(3)]
+    gone = made.pop()
+    gone.remove()
+    scans = []
+    rescan = tree.rescan
+    monkeypatch.setattr(tree, "rescan", lambda: scans.append(1) or rescan())
+    unknown = [10**15 + i for i in range(50)]  # newer than any: each would rescan
+    found = tree.paths([*(c.id for c in made), gone.id, *unknown])
+    assert len(scans) == 1
+    assert [found[c.id] for c in made] == [c.path for c in made]
+    assert found[gone.id] is None and all(found[i] is None for i in unknown)
+    assert tree.paths(unknown) == dict.fromkeys(unknown) and len(scans) == 1  # missed: not again
+
+
 @pytest.mark.parametrize(
     ("path", "reason"),
     [

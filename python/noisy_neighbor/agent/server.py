@@ -41,8 +41,10 @@ log = logging.getLogger(__name__)
 _TICK_S = 1.0
 #: Longest time between two readings of the probe, scraped or not: each
 #: reading reaps removed cgroups from the kernel's maps, so --max-cgroups
-#: must hold the live cgroups plus those made in this many seconds.
-REAP_INTERVAL_S = 5.0
+#: must hold the live cgroups plus those made in this many seconds. A
+#: reading costs about as much as a scrape, so this is Prometheus' usual
+#: scrape interval: scraped that often, the agent never reads on its own.
+REAP_INTERVAL_S = 15.0
 
 
 @dataclass(frozen=True)

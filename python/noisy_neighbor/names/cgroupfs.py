@@ -155,6 +155,30 @@ class CgroupTree:
                 self._missed.add(cgroup_id)
         return self._paths.get(cgroup_id)
 
+    def paths(self, cgroup_ids: Iterable[int]) -> dict[int, str | None]:
+        """:meth:`path` of many cgroups, with one rescan at most for all the
+        ids not found (one per id would walk the tree once per cgroup that a
+        churning host made and removed since the last scan)."""
+        found: dict[int, str | None] = {}
+        unknown = []
+        for cgroup_id in cgroup_ids:
+            path = self._paths.get(cgroup_id)
+            if path is not None and os.path.isdir(self.abspath(path)):
+                found[cgroup_id] = path
+            else:
+                unknown.append(cgroup_id)
+        if unknown:
+            stale = time.monotonic() - self._scanned_at >= self.rescan_interval
+            newer = any(c > self._max_id and c not in self._missed for c in unknown)
+            known = any(c in self._paths for c in unknown)  # removed since seen
+            if stale or newer or known:
+                self.rescan()
+            for cgroup_id in unknown:
+                found[cgroup_id] = self._paths.get(cgroup_id)
+                if found[cgroup_id] is None:
+                    self._missed.add(cgroup_id)
+        return found
+
     def known_paths(self) -> dict[int, str]:
         """Every live cgroup as of the last scan, by id."""
         return dict(self._paths)

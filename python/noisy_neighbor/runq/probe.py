@@ -220,8 +220,9 @@ class RunqProbe(Lifecycle):
         plugin = self._started()
         view = plugin.map("runq_hists")
         rows = {int(cgroup_id): i for i, cgroup_id in enumerate(view.keys.get("key", ()))}
-        # Each path looked up once per reading: a lookup checks the directory.
-        paths = {cgroup_id: self.cgroup_tree.path(cgroup_id) for cgroup_id in rows}
+        # Each path looked up once per reading, and the tree walked at most
+        # once for all the cgroups it has not seen.
+        paths = self.cgroup_tree.paths(rows)
         gone = self._removed.reap(plugin, paths, view)
         hists = {
             cgroup_id: self._histogram(cgroup_id, row, None)

@@ -59,7 +59,7 @@ class RemovedCgroups:
         fill it otherwise); ``rows`` is a fresh reading of it. Returns the
         rows that stay in the kernel."""
         culprits = {b.culprit_cgroup_id for b in rows} - {IDLE, UNTRACKED}
-        gone = {c for c in culprits if tree.path(c) is None}
+        gone = {c for c, path in tree.paths(culprits).items() if path is None}
         if not gone:
             return rows
         moved = [b for b in rows if b.culprit_cgroup_id in gone]
