@@ -153,7 +153,14 @@ def _handler(agent: Agent) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # the name http.server calls
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                answer = agent.metrics(self.headers.get("Accept"))
+                try:
+                    answer = agent.metrics(self.headers.get("Accept"))
+                except (NoisyNeighborError, OSError) as err:
+                    # A failed reading fails this scrape (Prometheus marks the
+                    # target down), not the agent.
+                    log.warning("scrape failed: %s", err)
+                    self._send(500, f"reading the probe failed: {err}\n".encode(), "text/plain")
+                    return
                 if answer is None:
                     self._send(503, b"the probe is not attached\n", "text/plain")
                 else:
