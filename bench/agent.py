@@ -20,36 +20,23 @@ import os
 import re
 import statistics
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 from noisy_neighbor.names.cgroupfs import find_cgroup2_mount
-from noisy_neighbor.testing import periodic_sleeper
+from noisy_neighbor.testing import AgentProcess, periodic_sleeper
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-class AgentProcess:
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "noisy_neighbor", "serve", "--listen", "127.0.0.1:0", *args],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        line = self.process.stdout.readline() if self.process.stdout else ""
-        found = re.search(r":(\d+)/metrics", line)
-        if not found:
-            raise SystemExit(f"the agent did not start: {line!r}")
-        self.url = f"http://127.0.0.1:{found.group(1)}/metrics"
+class BenchAgent(AgentProcess):
+    """The agent, with what a benchmark reads of it."""
 
     def scrape(self) -> tuple[float, int]:
         started = time.perf_counter()
-        with urllib.request.urlopen(self.url, timeout=120) as answer:
-            body = answer.read()
-        return time.perf_counter() - started, len(body)
+        body = self.get(timeout=120)
+        return time.perf_counter() - started, len(body.encode())
 
     def cpu_s(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -58,10 +45,6 @@ class AgentProcess:
     def rss_mib(self) -> float:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=60)
 
 
 @contextlib.contextmanager
@@ -97,7 +80,7 @@ def run_scrape(args: argparse.Namespace) -> None:
     print(f"{'cgroups':>8} {'median scrape':>14} {'agent CPU/scrape':>17} {'body':>9} {'RSS':>8}")
     with bench_parent() as parent:
         sleeper = subprocess.Popen(periodic_sleeper(0.0005))
-        agent = AgentProcess("--max-cgroups", str(max(args.cgroups) + 1024))
+        agent = BenchAgent("--max-cgroups", str(max(args.cgroups) + 1024))
         made = 0
         try:
             for target in args.cgroups:
@@ -150,7 +133,7 @@ def run_soak(args: argparse.Namespace) -> None:
             preexec_fn=lambda: (storm / "cgroup.procs").write_text(str(os.getpid())),
         )
         sleeper = subprocess.Popen(periodic_sleeper(0.001))
-        agent = AgentProcess("--max-cgroups", "1024", "--forget-after", "60")
+        agent = BenchAgent("--max-cgroups", "1024", "--forget-after", "60")
         started = time.monotonic()
         end = started + args.minutes * 60
         ctxt0, cpu0 = context_switches(), agent.cpu_s()
@@ -179,7 +162,7 @@ def run_soak(args: argparse.Namespace) -> None:
             wall = time.monotonic() - started
             cpu = agent.cpu_s() - cpu0
             switches = (context_switches() - ctxt0) / wall
-            lost = urllib.request.urlopen(agent.url).read().decode()
+            lost = agent.get()
         finally:
             agent.stop()
             stress.terminate()  # SIGTERM: stress-ng stops its workers too

@@ -16,7 +16,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -30,6 +29,7 @@ import pytest
 import noisy_neighbor as nn
 from noisy_neighbor.testing import (
     CPU_HOG,
+    AgentProcess,
     periodic_sleeper,
     programs_left,
     read_schedstat,
@@ -52,46 +52,12 @@ def _require(tool: str | None, name: str) -> str:
     return tool
 
 
-class Agent:
-    """``noisy-neighbor serve`` on a free loopback port; stopped with SIGTERM."""
-
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "noisy_neighbor", "serve", "--listen", "127.0.0.1:0", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        line = self.process.stdout.readline() if self.process.stdout else ""
-        found = re.search(r"http://([\d.]+):(\d+)/metrics", line)
-        if found is None:
-            self.process.kill()
-            _, err = self.process.communicate(timeout=10)
-            raise AssertionError(f"the agent did not start: {line!r} {err[-2000:]}")
-        self.port = int(found.group(2))
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def get(self, path: str = "/metrics", accept: str | None = None) -> str:
-        request = urllib.request.Request(self.url + path)
-        if accept:
-            request.add_header("Accept", accept)
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.read().decode()
-
-    def stop(self) -> tuple[int, str]:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        _, err = self.process.communicate(timeout=30)
-        return self.process.returncode, err
-
-
 @pytest.fixture
-def agent() -> Iterator[Callable[..., Agent]]:
-    started: list[Agent] = []
+def agent() -> Iterator[Callable[..., AgentProcess]]:
+    started: list[AgentProcess] = []
 
-    def start(*args: str) -> Agent:
-        started.append(Agent(*args))
+    def start(*args: str) -> AgentProcess:
+        started.append(AgentProcess(*args))
         return started[-1]
 
     yield start

@@ -169,10 +169,7 @@ class Ledger:
         """A name for every cgroup in the reading, so reports name culprits
         from what the ledger holds (a lookup elsewhere would cache names of
         cgroups long gone)."""
-        return {
-            cid: (h.info.display_name if h.info else None) or h.last_known_path or h.cgroup_name
-            for cid, h in self.reading.hists.items()
-        }
+        return {cid: h.display_name for cid, h in self.reading.hists.items()}
 
     def visible(self, cgroup_id: int, now: float | None = None) -> bool:
         """Whether a cgroup's counts are still shown: live, removed less than

@@ -62,9 +62,8 @@ def cgroup_labels(info: CgroupInfo | None, path: str | None, prefix: str = "") -
     """The label pairs of a cgroup, inside the braces (no braces)."""
     pairs: list[tuple[str, str | None]] = [(prefix + "cgroup", path)]
     if info is not None:
-        service = path.rsplit("/", 1)[-1] if info.kind == "service" and path else None
         pairs += [
-            (prefix + "service", service),
+            (prefix + "service", info.service),
             (prefix + "container", info.container_name),
             (prefix + "container_id", info.container_id),
             (prefix + "pod", info.pod_name),
@@ -163,10 +162,10 @@ def families(ledger: Ledger, throttled: Callable[[str], int | None] | None = Non
     ]
 
 
-def _labels_of(hist: CgroupHistogram) -> str:
+def _labels_of(hist: CgroupHistogram, prefix: str = "") -> str:
     """A cgroup's labels; one removed before the agent learnt its path is
     named by the kernel's name for it, under ``.../``."""
-    return cgroup_labels(hist.info, hist.last_known_path or f".../{hist.cgroup_name}")
+    return cgroup_labels(hist.info, hist.last_known_path or f".../{hist.cgroup_name}", prefix)
 
 
 def _histogram_samples(
@@ -195,9 +194,7 @@ def _culprit_labels(ledger: Ledger, culprit: int) -> str:
         return f'culprit_cgroup="{_CULPRIT_NAMES[culprit]}"'
     hist = ledger.reading.hists.get(culprit)
     if hist is not None:
-        return cgroup_labels(
-            hist.info, hist.last_known_path or f".../{hist.cgroup_name}", "culprit_"
-        )
+        return _labels_of(hist, "culprit_")
     info = ledger.probe.cgroup_info(culprit)
     return cgroup_labels(info, info.path or f"cgroup {culprit}", "culprit_")
 

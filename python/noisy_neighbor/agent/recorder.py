@@ -14,7 +14,6 @@ from ..analysis.history import COLUMNS, HOUR_FORMAT, hour_file, parts_dir
 from ..analysis.intervals import Reading
 from ..errors import NoisyNeighborError
 from ..runq.throttling import ThrottleBaseline
-from ..runq.wire import IDLE, UNTRACKED
 
 if TYPE_CHECKING:
     from .ledger import Ledger
@@ -102,10 +101,8 @@ class Recorder:
                     "interval_s": float(interval_s),
                     "cgroup_id": cgroup_id,
                     "cgroup": path,
-                    "name": (info.display_name if info else None) or path or hist.cgroup_name,
-                    "service": path.rsplit("/", 1)[-1]
-                    if info and info.kind == "service" and path
-                    else None,
+                    "name": hist.display_name,
+                    "service": info.service if info else None,
                     "container": info.container_name if info else None,
                     "container_id": info.container_id if info else None,
                     "image": info.image if info else None,
@@ -118,7 +115,7 @@ class Recorder:
                     "p99_ns": hist.percentile(99),
                     "max_ns": hist.max_ns,
                     "slots": [int(c) for c in hist.slots],
-                    "culprits": [_culprit_name(report, c) for c, _ in top],
+                    "culprits": [report.name_of(c) for c, _ in top],
                     "culprit_shares": [ns / max(hist.total_ns, 1) for _, ns in top],
                     "verdict": report.verdicts[cgroup_id].kind,
                 }
@@ -155,12 +152,6 @@ class Recorder:
                 continue
             if hour.replace(tzinfo=timezone.utc) < oldest:
                 os.remove(path)
-
-
-def _culprit_name(report: Any, culprit: int) -> str:
-    if culprit in (IDLE, UNTRACKED):
-        return "idle" if culprit == IDLE else "untracked"
-    return str(report.name_of(culprit))
 
 
 def _write_whole(pa: Any, table: Any, path: str) -> None:

@@ -144,21 +144,14 @@ class CgroupTree:
         A miss rescans when the last scan is ``rescan_interval`` old, or at once
         when the id is above every id seen so far: kernfs hands out ids in
         increasing order, so such a cgroup was made since the last scan."""
-        path = self._paths.get(cgroup_id)
-        if path is not None and os.path.isdir(self.abspath(path)):
-            return path
-        stale = time.monotonic() - self._scanned_at >= self.rescan_interval
-        newer = cgroup_id > self._max_id and cgroup_id not in self._missed
-        if stale or newer or path is not None:
-            self.rescan()
-            if cgroup_id not in self._paths:
-                self._missed.add(cgroup_id)
-        return self._paths.get(cgroup_id)
+        return self.paths([cgroup_id])[cgroup_id]
 
     def paths(self, cgroup_ids: Iterable[int]) -> dict[int, str | None]:
         """:meth:`path` of many cgroups, with one rescan at most for all the
         ids not found (one per id would walk the tree once per cgroup that a
-        churning host made and removed since the last scan)."""
+        churning host made and removed since the last scan). A rescan comes
+        when one was removed since seen, one is newer than every id seen and
+        not missed before, or the last scan is ``rescan_interval`` old."""
         found: dict[int, str | None] = {}
         unknown = []
         for cgroup_id in cgroup_ids:

@@ -78,6 +78,11 @@ class CgroupInfo:
     container_name: str | None = None
     image: str | None = None
 
+    @property
+    def service(self) -> str | None:
+        """The systemd unit a ``service`` cgroup is (its leaf), else None."""
+        return self.path.rsplit("/", 1)[-1] if self.kind == "service" and self.path else None
+
 
 def classify_cgroup_path(path: str) -> CgroupInfo:
     """Classifies a cgroup path (relative to the cgroup2 mount) on its own:

@@ -61,6 +61,13 @@ class CgroupHistogram:
         """The path now or, for a removed cgroup, when it was last seen."""
         return self.info.path if self.info else self.cgroup_path
 
+    @property
+    def display_name(self) -> str:
+        """Short and human: the name its runtime, pod or unit gives it, else
+        its path, else the kernel's name for it."""
+        info_name = self.info.display_name if self.info else None
+        return info_name or self.last_known_path or self.cgroup_name
+
     def percentile(self, q: float) -> float:
         """q-th percentile (0-100) in ns, within a factor of two (see
         :func:`log2_percentile`). NaN when there were no waits."""

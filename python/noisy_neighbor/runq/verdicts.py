@@ -339,7 +339,7 @@ def from_histograms(
         waits.append(
             CgroupWaits(
                 cgroup_id=cgroup_id,
-                name=(h.info.display_name if h.info else None) or path or h.cgroup_name,
+                name=h.display_name,
                 count=h.count,
                 total_ns=h.total_ns,
                 p50_ns=h.percentile(50),

@@ -3,7 +3,8 @@
 commands (:data:`CPU_HOG`, :func:`periodic_sleeper`, :func:`ping_pong`), the
 kernel's own per-task accounting (:func:`read_schedstat`), probe-vs-kernel
 windows (:func:`measure_window`), :func:`remove_leftover_cgroups` and
-:func:`our_programs` (what of ours the kernel still holds). The
+:func:`our_programs` (what of ours the kernel still holds), and the agent
+as a child process (:class:`AgentProcess`). The
 pytest plugin (fixtures and the ``needs_bpf`` marker) is
 :mod:`noisy_neighbor.testing.pytest_plugin`, loaded by pytest, not imported
 here. Builds on ``runq`` and ``names``.
@@ -11,6 +12,7 @@ here. Builds on ``runq`` and ``names``.
 
 from __future__ import annotations
 
+from .agent import AgentProcess
 from .ground_truth import Schedstat, Window, measure_window, read_schedstat
 from .programs import our_programs, programs_left
 from .workloads import (
@@ -25,6 +27,7 @@ from .workloads import (
 
 __all__ = [
     "CPU_HOG",
+    "AgentProcess",
     "Schedstat",
     "TestCgroup",
     "Window",
