@@ -14,9 +14,13 @@
  *   wakeup hook. When a waiting task migrates, the kernel adds the wait so far to
  *   run_delay and restarts last_queued on the new CPU; per-task storage keeps the
  *   run_delay seen at the last switch-in so that part is added back.
- *   Clock caveat: after a wakeup that preempts the running task, the kernel skips
- *   the next clock update (rq_clock_skip_update), so one wait can be a few
- *   microseconds off wall-clock time; sums stay exact against schedstat.
+ *   Wall clock: after a wakeup that preempts the running task, the kernel
+ *   skips the next clock update (rq_clock_skip_update), so by rq->clock the
+ *   woken task waited 0-1 ns. The buckets, max and streamed waits are
+ *   therefore wall-clock: rq->clock corrected by this CPU's calibrated lag
+ *   behind bpf_ktime_get_ns() (struct runq_cpu_clock), at both ends of the
+ *   wait. total_ns stays the kernel's own account, exact against schedstat;
+ *   wall_ns sums the wall-clock waits beside it.
  *
  * wakeup (fallback for kernels without CONFIG_SCHED_INFO): stamp
  *   bpf_ktime_get_ns() in task storage at sched_wakeup / sched_wakeup_new and
@@ -57,12 +61,25 @@ const volatile __u64 wakeup_bytes = 0;
  * need not exist. */
 const volatile bool use_rcu_kfuncs = true;
 
+/* Histograms (see struct runq_hist_key): one shared entry per cgroup, and
+ * one per cgroup per CPU it waited on. Allocated as used (NO_PREALLOC): an
+ * entry is about 4.8 KiB, so memory follows the cgroups and CPUs that
+ * actually wait, and the host sizes both maps. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, RUNQ_DEFAULT_MAX_CGROUPS);
-	__type(key, __u64); /* cgroup v2 id of the task that waited */
+	__type(key, struct runq_hist_key);
 	__type(value, struct runq_hist);
 } runq_hists SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, RUNQ_DEFAULT_MAX_CGROUPS);
+	__type(key, struct runq_hist_key);
+	__type(value, struct runq_hist);
+} runq_cpu_hists SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -104,6 +121,13 @@ struct {
 	__type(value, struct runq_cpu_slices);
 } cpu_slices SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct runq_cpu_clock);
+} cpu_clock SEC(".maps");
+
 /* Records of `events` are struct runq_event (only referenced through sizeof(),
  * which emits no type information): this puts the type into BTF and tells the
  * host which ring it belongs to. */
@@ -129,6 +153,9 @@ struct {
 struct task_wait {
 	__u64 enqueued_ns;    /* wakeup method: when it became runnable, 0 if not queued */
 	__u64 run_delay_seen; /* sched_info method: run_delay after its last switch-in */
+	/* sched_info method: how far the clock lagged when the kernel stamped
+	 * last_queued at the switch that put this task back (preempted) */
+	__u64 queued_lag_ns;
 	__u8 seen;            /* run_delay_seen is valid */
 	__u8 preempted;       /* queued because it was preempted (not woken) */
 };
@@ -187,6 +214,34 @@ static __always_inline __u32 log2_slot(__u64 v)
 	return slot;
 }
 
+/* floor(2^(63 + j/8)) for j = 1..7: with v's top bit shifted to bit 63, v
+ * exceeds 2^(e + j/8) exactly when the shifted value exceeds this (an integer
+ * cannot equal an irrational bound). Computed by integer 8th roots; the
+ * Python side checks them against Prometheus' schema 3 formula. */
+#define SUB_BOUND_1 0x8b95c1e3ea8bd6e6ULL
+#define SUB_BOUND_2 0x9837f0518db8a96fULL
+#define SUB_BOUND_3 0xa5fed6a9b15138eaULL
+#define SUB_BOUND_4 0xb504f333f9de6484ULL
+#define SUB_BOUND_5 0xc5672a115506daddULL
+#define SUB_BOUND_6 0xd744fccad69d6af4ULL
+#define SUB_BOUND_7 0xeac0c6e7dd24392eULL
+
+/* The fine bucket of a wait (see runq.h): its log2 slot plus eight
+ * comparisons of the mantissa, no loop and no table. */
+static __always_inline __u32 fine_bucket(__u64 v)
+{
+	__u32 e, k;
+	__u64 m;
+
+	if (!v)
+		return 0;
+	e = log2_slot(v);
+	m = v << (63 - e);
+	k = (m > (1ULL << 63)) + (m > SUB_BOUND_1) + (m > SUB_BOUND_2) + (m > SUB_BOUND_3) +
+	    (m > SUB_BOUND_4) + (m > SUB_BOUND_5) + (m > SUB_BOUND_6) + (m > SUB_BOUND_7);
+	return 1 + RUNQ_BUCKETS_PER_POWER * e + k;
+}
+
 /* The value under `key`, created zeroed if absent; NULL (counted) if the map
  * is full. */
 static __always_inline void *lookup_or_init(void *map, const void *key, const void *zero)
@@ -205,14 +260,17 @@ static __always_inline void *lookup_or_init(void *map, const void *key, const vo
 /* Attribution: is_system_task, note_switch, blame_wait. */
 #include "runq_attribution.bpf.h"
 
-static __always_inline struct runq_hist *hist_of(__u64 cgroup_id, struct task_struct *task)
+/* The cgroup's shared entry, created (with its name) when the cgroup is first
+ * seen; NULL (counted) if the map is full. */
+static __always_inline struct runq_hist *shared_hist(__u64 cgroup_id, struct task_struct *task)
 {
-	struct runq_hist *hist = bpf_map_lookup_elem(&runq_hists, &cgroup_id);
+	struct runq_hist_key key = { .cgroup_id = cgroup_id, .cpu = RUNQ_ANY_CPU };
+	struct runq_hist *hist = bpf_map_lookup_elem(&runq_hists, &key);
 	const char *name;
 
 	if (hist)
 		return hist;
-	hist = lookup_or_init(&runq_hists, &cgroup_id, &zero_hist);
+	hist = lookup_or_init(&runq_hists, &key, &zero_hist);
 	if (!hist) {
 		cpu_counters()->failed_updates++;
 		return NULL;
@@ -229,12 +287,74 @@ static __always_inline struct runq_hist *hist_of(__u64 cgroup_id, struct task_st
 	return hist;
 }
 
+/* Counts one wait in this CPU's entry of the cgroup: only this CPU writes it
+ * (tracepoints run with preemption off, and sched_switch does not nest), so
+ * plain adds suffice. If runq_cpu_hists is full, the shared entry takes the
+ * wait with atomic adds. */
+static __always_inline void count_wait(struct runq_counters *cnt, __u64 cgroup_id,
+				       struct task_struct *waiter, __u64 kernel_ns, __u64 wall_ns,
+				       __u64 now_ns)
+{
+	struct runq_hist_key key = { .cgroup_id = cgroup_id, .cpu = bpf_get_smp_processor_id() };
+	__u32 bucket = fine_bucket(wall_ns);
+	struct runq_hist *hist = bpf_map_lookup_elem(&runq_cpu_hists, &key);
+	__u64 max;
+
+	/* The compiler knows the bucket is in range and would drop a check; the
+	 * verifier must see one. */
+	asm volatile("" : "+r"(bucket));
+	if (bucket >= RUNQ_HIST_BUCKETS)
+		bucket = RUNQ_HIST_BUCKETS - 1;
+
+	if (!hist) {
+		/* First wait of this cgroup on this CPU: make sure it has its shared
+		 * entry (and name), then its own. */
+		struct runq_hist *shared = shared_hist(cgroup_id, waiter);
+
+		if (!shared)
+			return;
+		if (bpf_map_update_elem(&runq_cpu_hists, &key, &zero_hist, BPF_NOEXIST) == 0)
+			hist = bpf_map_lookup_elem(&runq_cpu_hists, &key);
+		if (!hist) {
+			cnt->shared_updates++;
+			__sync_fetch_and_add(&shared->buckets[bucket], 1);
+			__sync_fetch_and_add(&shared->count, 1);
+			__sync_fetch_and_add(&shared->total_ns, kernel_ns);
+			__sync_fetch_and_add(&shared->wall_ns, wall_ns);
+			/* Lock-free max; a few retries suffice, as only other CPUs race us. */
+			max = shared->max_ns;
+			for (int i = 0; i < 8 && wall_ns > max; i++) {
+				__u64 seen = __sync_val_compare_and_swap(&shared->max_ns, max, wall_ns);
+
+				if (seen == max)
+					break;
+				max = seen;
+			}
+			shared->last_ns = now_ns;
+			__builtin_memcpy(shared->comm, waiter->comm, sizeof(shared->comm));
+			return;
+		}
+	}
+	hist->buckets[bucket]++;
+	hist->count++;
+	hist->total_ns += kernel_ns;
+	hist->wall_ns += wall_ns;
+	if (wall_ns > hist->max_ns)
+		hist->max_ns = wall_ns;
+	hist->last_ns = now_ns;
+	__builtin_memcpy(hist->comm, waiter->comm, sizeof(hist->comm));
+}
+
+static __always_inline __s32 clamp_s32(__s64 v)
+{
+	return v > 0x7fffffffLL ? 0x7fffffff : v < -0x80000000LL ? -0x80000000LL : (__s32)v;
+}
+
 /* Streams one wait, unless rate-limited or the ring buffer is full (both counted). */
 static __always_inline void emit_event(struct runq_counters *cnt, struct task_struct *waiter,
-				       struct task_struct *prev, __u64 cgroup_id, __u64 wait_ns,
-				       bool preempted)
+				       struct task_struct *prev, __u64 cgroup_id, __u64 kernel_ns,
+				       __u64 wall_ns, __u64 now, bool preempted)
 {
-	__u64 now = bpf_ktime_get_ns();
 	struct runq_event *event;
 	__u64 flags;
 
@@ -258,7 +378,8 @@ static __always_inline void emit_event(struct runq_counters *cnt, struct task_st
 	event->ts_ns = now;
 	event->cgroup_id = cgroup_id;
 	event->prev_cgroup_id = task_cgroup_id(prev);
-	event->latency_ns = wait_ns;
+	event->latency_ns = wall_ns;
+	event->clock_correction_ns = clamp_s32((__s64)(wall_ns - kernel_ns));
 	event->pid = waiter->pid;
 	event->tgid = waiter->tgid;
 	event->prev_pid = prev->pid;
@@ -270,49 +391,63 @@ static __always_inline void emit_event(struct runq_counters *cnt, struct task_st
 	cnt->events++;
 }
 
-/* Books one wait of `waiter`, of which the last `here_ns` (up to `now`) were
- * spent queued on this CPU, to its histogram, attribution and stream. */
+/* Books one wait of `waiter`: `kernel_ns` by the kernel's account, `wall_ns`
+ * by the wall clock, of which the last `here_ns` (up to `now`, in the clock
+ * of `note_switch`) were spent queued on this CPU; `ktime` is
+ * bpf_ktime_get_ns() now. To its histogram, attribution and stream. */
 static __always_inline void record_wait(struct task_struct *waiter, struct task_struct *prev,
-					__u64 wait_ns, __u64 here_ns, __u64 now, bool preempted)
+					__u64 kernel_ns, __u64 wall_ns, __u64 here_ns, __u64 now,
+					__u64 ktime, bool preempted)
 {
 	__u64 cgroup_id = task_cgroup_id(waiter);
 	struct runq_counters *cnt = cpu_counters();
-	struct runq_hist *hist;
-	__u64 max;
 
 	cnt->waits++;
 	if (filter_cgroups && !bpf_map_lookup_elem(&cgroup_filter, &cgroup_id)) {
 		cnt->filtered++;
 		return;
 	}
-	hist = hist_of(cgroup_id, waiter);
-	if (hist) {
-		__sync_fetch_and_add(&hist->slots[log2_slot(wait_ns) & (RUNQ_MAX_SLOTS - 1)], 1);
-		__sync_fetch_and_add(&hist->count, 1);
-		__sync_fetch_and_add(&hist->total_ns, wait_ns);
-		/* Lock-free max; a few retries suffice, as only other CPUs can race us. */
-		max = hist->max_ns;
-		for (int i = 0; i < 8 && wait_ns > max; i++) {
-			__u64 seen = __sync_val_compare_and_swap(&hist->max_ns, max, wait_ns);
-
-			if (seen == max)
-				break;
-			max = seen;
-		}
-		__builtin_memcpy(hist->comm, waiter->comm, sizeof(hist->comm));
-	}
+	count_wait(cnt, cgroup_id, waiter, kernel_ns, wall_ns, ktime);
 	if (attribute_waits)
-		blame_wait(cnt, cgroup_id, wait_ns, here_ns, now);
+		blame_wait(cnt, cgroup_id, kernel_ns, here_ns, now);
 	if (stream_events)
-		emit_event(cnt, waiter, prev, cgroup_id, wait_ns, preempted);
+		emit_event(cnt, waiter, prev, cgroup_id, kernel_ns, wall_ns, ktime, preempted);
 }
 
 /* --- sched_info method ------------------------------------------------------ */
 
+#define CLOCK_EPOCH_NS 250000000ULL /* drift over two epochs: ~25 ns here */
+
+/* How far this CPU's run-queue clock lags the wall clock now: the lag beyond
+ * the calibrated offset (see struct runq_cpu_clock), 0 if uncalibrated. */
+static __always_inline __u64 clock_lag(__u64 ktime, __u64 rq_clock)
+{
+	__s64 lag = (__s64)(ktime - rq_clock), offset;
+	struct runq_cpu_clock *clk;
+	__u32 zero = 0;
+
+	clk = bpf_map_lookup_elem(&cpu_clock, &zero);
+	if (!clk)
+		return 0;
+	if (!clk->epoch_start) {
+		clk->min_lag = clk->prev_min_lag = lag;
+		clk->epoch_start = ktime;
+	} else if (ktime - clk->epoch_start > CLOCK_EPOCH_NS) {
+		clk->prev_min_lag = clk->min_lag;
+		clk->min_lag = lag;
+		clk->epoch_start = ktime;
+	} else if (lag < clk->min_lag) {
+		clk->min_lag = lag;
+	}
+	offset = clk->min_lag < clk->prev_min_lag ? clk->min_lag : clk->prev_min_lag;
+	return lag > offset ? lag - offset : 0;
+}
+
 static __always_inline void switch_sched_info(struct task_struct *prev, struct task_struct *next,
 					      struct rq *rq)
 {
-	__u64 last_queued, run_delay, wait_ns, here_ns, now;
+	__u64 last_queued, run_delay, here_ns, migrated_ns = 0, queued_lag = 0, now, ktime, lag;
+	__s64 wall_ns;
 	struct task_wait *state;
 	bool preempted = false;
 
@@ -320,44 +455,51 @@ static __always_inline void switch_sched_info(struct task_struct *prev, struct t
 	if (!rq)
 		return;
 	now = rq->clock;
-	if (stream_events || attribute_waits) {
-		bool prev_runnable = prev->pid && get_task_state(prev) == TASK_RUNNING;
-
+	ktime = bpf_ktime_get_ns();
+	lag = clock_lag(ktime, now);
+	if (get_task_state(prev) == TASK_RUNNING && prev->pid) {
+		/* prev goes back on the run queue, stamped by the kernel with this
+		 * clock: remember how far it lags, to take it off that wait. */
 		if (attribute_waits)
-			note_switch(cpu_counters(), prev, next, prev_runnable, now);
-		/* Only the event stream reports why a task was queued; the kernel's
-		 * stamp does not say, so remember it when prev is put back. */
-		if (stream_events && prev_runnable) {
-			state = bpf_task_storage_get(&task_waits, prev, 0,
-						     BPF_LOCAL_STORAGE_GET_F_CREATE);
-			if (state)
-				state->preempted = 1;
-			else
-				cpu_counters()->failed_task_storage++;
+			note_switch(cpu_counters(), prev, next, true, now);
+		state = bpf_task_storage_get(&task_waits, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (state) {
+			state->queued_lag_ns = lag;
+			state->preempted = 1;
+		} else {
+			cpu_counters()->failed_task_storage++;
 		}
+	} else if (attribute_waits) {
+		note_switch(cpu_counters(), prev, next, false, now);
 	}
 	/* Not queued (e.g. the idle task): the kernel counts no wait either. */
 	last_queued = next->sched_info.last_queued;
 	if (!last_queued)
 		return;
-	wait_ns = here_ns = now - last_queued;
+	here_ns = now - last_queued;
 
 	run_delay = next->sched_info.run_delay;
 	state = bpf_task_storage_get(&task_waits, next, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (state) {
 		/* Growth since the last switch-in is wait the kernel booked when the
-		 * task migrated while queued; it is part of this wait. */
+		 * task migrated while queued; it is part of this wait. The stamp on
+		 * the new CPU came with a fresh clock. */
 		if (state->seen && run_delay > state->run_delay_seen)
-			wait_ns += run_delay - state->run_delay_seen;
+			migrated_ns = run_delay - state->run_delay_seen;
+		queued_lag = state->queued_lag_ns;
 		/* The kernel adds this wait to run_delay right after the tracepoint. */
 		state->run_delay_seen = run_delay + here_ns;
 		state->seen = 1;
 		preempted = state->preempted;
 		state->preempted = 0;
+		state->queued_lag_ns = 0;
 	} else {
 		cpu_counters()->failed_task_storage++;
 	}
-	record_wait(next, prev, wait_ns, here_ns, now, preempted);
+	/* By the wall clock: both ends corrected by their clock's lag. */
+	wall_ns = (__s64)(here_ns + migrated_ns + lag - queued_lag);
+	record_wait(next, prev, here_ns + migrated_ns, wall_ns > 0 ? wall_ns : 0, here_ns, now, ktime,
+		    preempted);
 }
 
 /* Two flavours that differ only in how they find this CPU's run queue; the host
@@ -431,7 +573,8 @@ int BPF_PROG(nn_switch_wk, bool preempt, struct task_struct *prev, struct task_s
 		return 0;
 	wait_ns = now - state->enqueued_ns;
 	state->enqueued_ns = 0;
-	/* Stamped at wakeup, possibly on another CPU: the split assumes this one. */
-	record_wait(next, prev, wait_ns, wait_ns, now, state->preempted);
+	/* Stamped at wakeup, possibly on another CPU: the split assumes this one.
+	 * The wall clock is this method's only clock: both accounts agree. */
+	record_wait(next, prev, wait_ns, wait_ns, wait_ns, now, now, state->preempted);
 	return 0;
 }

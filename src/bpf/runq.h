@@ -6,23 +6,54 @@
 #ifndef __NN_RUNQ_H
 #define __NN_RUNQ_H
 
-/* log2 buckets of nanoseconds: slot i counts waits in [2^i, 2^(i+1)), slot 0
- * also counts 0. 64 slots cover every u64, so no wait is ever clipped. */
-#define RUNQ_MAX_SLOTS 64
+/* Fine buckets of nanoseconds: the boundaries of Prometheus native histograms
+ * at schema 3 and OpenTelemetry exponential histograms at scale 3, 2^(i/8),
+ * with each power of two split once more so that the log2 table (slot e:
+ * [2^e, 2^(e+1))) is their exact sum. Bucket 0 counts waits of 0 ns; for a
+ * wait v >= 1 with 2^e <= v < 2^(e+1), bucket 1 + 9e + k holds it, where
+ *   k = 0:     v == 2^e
+ *   k = 1..7:  2^(e+(k-1)/8) < v <= 2^(e+k/8)
+ *   k = 8:     2^(e+7/8) < v < 2^(e+1)
+ * so Prometheus' bucket 8e+k (upper bound 2^((8e+k)/8)) is bucket 1+9e+k,
+ * plus, for k = 8, the next power's k = 0 bucket. 64 powers cover every u64,
+ * so no wait is ever clipped. */
+#define RUNQ_BUCKETS_PER_POWER 9
+#define RUNQ_HIST_BUCKETS (1 + 64 * RUNQ_BUCKETS_PER_POWER)
 #define RUNQ_COMM_LEN 16
 /* Long enough for `docker-<64 hex>.scope` and `kubepods-besteffort-pod<uid>.slice`. */
 #define RUNQ_CGROUP_NAME_LEN 128
+/* `cpu` of a cgroup's shared histogram (see runq_hist_key). */
+#define RUNQ_ANY_CPU 0xffffffffU
 
-/* Value of the per-cgroup map: everything a switch updates is in one value, so a
- * measured wait costs a single hash lookup. */
+/* Key of the histogram maps. Each CPU counts a cgroup's waits in its own
+ * entry (cpu = that CPU, in `runq_cpu_hists`), written by that CPU only, with
+ * plain adds: no cache line is shared between CPUs on the per-switch path.
+ * Every cgroup also has one shared entry (cpu = RUNQ_ANY_CPU, in
+ * `runq_hists`) that holds its name, and its waits from CPUs that found
+ * `runq_cpu_hists` full, counted there with atomic adds. A reading sums them. */
+struct runq_hist_key {
+	__u64 cgroup_id; /* cgroup v2 id of the task that waited */
+	__u32 cpu;
+	__u32 pad;
+};
+
+/* Value of both histogram maps: everything a switch updates is in one value,
+ * so a measured wait costs a single hash lookup. */
 struct runq_hist {
-	__u64 slots[RUNQ_MAX_SLOTS];
+	__u64 buckets[RUNQ_HIST_BUCKETS]; /* wall-clock waits, fine buckets (above) */
 	__u64 count;
+	/* The kernel's own account of these waits (what run_delay in
+	 * /proc/<pid>/schedstat adds up): exact against schedstat. */
 	__u64 total_ns;
-	__u64 max_ns;
+	/* The same waits by the wall clock, as the buckets count them (see
+	 * "sched_info" in runq.bpf.c for when the two differ). */
+	__u64 wall_ns;
+	__u64 max_ns;  /* longest wall-clock wait */
+	__u64 last_ns; /* bpf_ktime_get_ns() of the last wait: whose comm is newest */
 	/* comm of the last task of this cgroup that waited */
 	char comm[RUNQ_COMM_LEN];
-	/* kernfs name of the cgroup (last path component), read when first seen */
+	/* kernfs name of the cgroup (last path component), read when first seen;
+	 * in shared entries only */
 	char cgroup_name[RUNQ_CGROUP_NAME_LEN];
 };
 
@@ -36,7 +67,10 @@ struct runq_event {
 	__u32 prev_pid;       /* thread id of the task that had the CPU (0: idle) */
 	__u64 cgroup_id;      /* cgroup v2 id of the task that waited */
 	__u64 prev_cgroup_id; /* cgroup v2 id of the task that had the CPU */
-	__u64 latency_ns;     /* the wait */
+	__u64 latency_ns;     /* the wait, by the wall clock */
+	/* latency_ns minus the kernel's account of the wait: latency_ns -
+	 * clock_correction_ns is what run_delay in /proc/<pid>/schedstat adds */
+	__s32 clock_correction_ns;
 	bool preempted;       /* true: it was preempted while running; false: woken (or new) */
 };
 
@@ -63,6 +97,18 @@ struct runq_blame {
 	__u64 total_ns; /* the time */
 };
 
+/* Per CPU, sched_info method: how far this CPU's run-queue clock lags the
+ * wall clock (bpf_ktime_get_ns()) at a switch where the kernel re-read it.
+ * The lag at such a switch is a constant offset plus the scheduler's own few
+ * hundred ns; a stale clock only adds to it. So the offset is the smallest lag
+ * seen, over this and the previous epoch, which also follows the slow drift
+ * between the two clocks (about 50 ns/s measured on the reference VM). */
+struct runq_cpu_clock {
+	__s64 min_lag;      /* smallest ktime - rq->clock this epoch */
+	__s64 prev_min_lag; /* ... the previous epoch */
+	__u64 epoch_start;  /* ktime when this epoch began (0: never calibrated) */
+};
+
 /* Per CPU: the last RUNQ_SLICES stretches of CPU time and whose they were. */
 struct runq_cpu_slices {
 	__u64 end[RUNQ_SLICES];    /* clock at the end of the slice */
@@ -85,6 +131,9 @@ struct runq_counters {
 	__u64 waits;               /* waits measured (before the cgroup filter) */
 	__u64 filtered;            /* waits of cgroups outside the filter */
 	__u64 failed_updates;      /* histogram map full: wait not recorded */
+	/* runq_cpu_hists full: the wait went to the cgroup's shared entry, with
+	 * atomic adds (nothing lost; a cost, not a loss) */
+	__u64 shared_updates;
 	__u64 failed_task_storage; /* per-task state could not be created */
 	__u64 events;              /* records submitted to the ring buffer */
 	__u64 dropped_ringbuf;     /* ring buffer full: record not streamed */

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import fine_buckets
 from ..checks import check_seconds
 from ..errors import CollectionFileError
 from ..host.lifecycle import interrupt_stops
@@ -93,8 +94,10 @@ class Collection:
                 {
                     "cgroup_id": h.cgroup_id,
                     "slots": [int(c) for c in h.slots],
+                    "buckets": fine_buckets.to_sparse(h.buckets),
                     "count": h.count,
                     "total_ns": h.total_ns,
+                    "wall_ns": h.wall_ns,
                     "max_ns": h.max_ns,
                     "comm": h.comm,
                     "cgroup_name": h.cgroup_name,
@@ -169,6 +172,9 @@ def load(path: str | os.PathLike[str]) -> Collection:
             comm=h["comm"],
             cgroup_name=h["cgroup_name"],
             cgroup_path=h["cgroup_path"],
+            # Absent from collections saved before fine buckets existed.
+            buckets=fine_buckets.from_sparse(h.get("buckets")),
+            wall_ns=h.get("wall_ns"),
         )
         for h in meta["histograms"]
     }

@@ -1,8 +1,10 @@
-"""Per-cgroup run-queue latency histograms: log2 buckets of nanoseconds, as the
-kernel aggregates them, with percentiles and the classic text rendering (the
-math and rendering are in :mod:`noisy_neighbor.log2`).
+"""Per-cgroup run-queue latency histograms as the kernel aggregates them: fine
+buckets of wall-clock waits (Prometheus schema 3 boundaries, see
+:mod:`noisy_neighbor.fine_buckets`), percentiles from them, and the classic
+log2 table summed from them (:mod:`noisy_neighbor.log2`).
 
-Bucket ``i`` counts waits in ``[2**i, 2**(i+1))`` ns; bucket 0 also counts 0.
+Slot ``i`` of the log2 table counts waits in ``[2**i, 2**(i+1))`` ns; slot 0
+also counts 0.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import fine_buckets
 from ..log2 import log2_percentile, render_log2_hist
 from ..units import format_ns
 
@@ -21,22 +24,17 @@ if TYPE_CHECKING:
 __all__ = ["CgroupHistogram"]
 
 
-#: Why a percentile reads "<1 us": see "How a wait is measured" in the README.
-SUB_MICROSECOND_NOTE = (
-    "(<1 us: most of these waits ended at a switch where the kernel did not re-read "
-    "its run-queue clock after a preempting wakeup; totals stay exact)"
-)
-
-
-def _wait(ns: float) -> str:
-    """A percentile of waits: below a microsecond the kernel's clock cannot
-    tell (see :data:`SUB_MICROSECOND_NOTE`), so it says so."""
-    return "<1 us" if ns < 1000 else format_ns(ns)
-
-
 @dataclass
 class CgroupHistogram:
     """Run-queue latency of one cgroup, aggregated in the kernel.
+
+    ``slots`` is the log2 table and ``buckets`` the fine buckets it is summed
+    from (None in collections saved before there were fine buckets; then
+    percentiles come from the log2 table). Both count wall-clock waits, as
+    do ``max_ns`` and ``wall_ns``, their sum. ``total_ns`` is the kernel's own
+    account of the same waits, the sum of what ``/proc/<pid>/schedstat`` adds
+    to each task's run delay: the two sums differ by the run-queue clock's
+    lag at the switches (see "How a wait is measured" in the README).
 
     ``cgroup_path`` is relative to the cgroup2 mount (``/`` is the root cgroup),
     or None when the cgroup no longer exists. ``comm`` is the command of the last
@@ -55,6 +53,19 @@ class CgroupHistogram:
     #: What the cgroup is (service, container, pod...), when resolved.
     info: CgroupInfo | None = field(default=None, repr=False, compare=False)
     unit: str = field(default="us", repr=False)
+    buckets: np.ndarray | None = field(default=None, repr=False)
+    wall_ns: int | None = None
+
+    @classmethod
+    def from_buckets(cls, cgroup_id: int, buckets: np.ndarray, **fields: Any) -> CgroupHistogram:
+        """A histogram whose log2 table is summed from its fine ``buckets``."""
+        buckets = np.asarray(buckets, dtype=np.uint64)
+        return cls(cgroup_id, fine_buckets.log2_slots(buckets), buckets=buckets, **fields)
+
+    def bucket_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(lower, upper)`` ns of each fine bucket: see
+        :func:`noisy_neighbor.fine_buckets.bucket_bounds`."""
+        return fine_buckets.bucket_bounds()
 
     @property
     def last_known_path(self) -> str | None:
@@ -69,8 +80,12 @@ class CgroupHistogram:
         return info_name or self.last_known_path or self.cgroup_name
 
     def percentile(self, q: float) -> float:
-        """q-th percentile (0-100) in ns, within a factor of two (see
-        :func:`log2_percentile`). NaN when there were no waits."""
+        """q-th percentile (0-100) of the wall-clock waits in ns, within half
+        a fine bucket (about 4.4%, :func:`noisy_neighbor.fine_buckets.percentile`);
+        from a log2 table alone, within a factor of two. NaN when there were
+        no waits."""
+        if self.buckets is not None:
+            return fine_buckets.percentile(self.buckets, q, self.max_ns)
         return log2_percentile(self.slots, q, self.max_ns)
 
     @property
@@ -93,6 +108,16 @@ class CgroupHistogram:
             cgroup_path=self.cgroup_path,
             info=self.info,
             unit=self.unit,
+            buckets=(
+                None
+                if self.buckets is None or earlier.buckets is None
+                else self.buckets - earlier.buckets
+            ),
+            wall_ns=(
+                None
+                if self.wall_ns is None or earlier.wall_ns is None
+                else self.wall_ns - earlier.wall_ns
+            ),
         )
 
     def to_text(self, unit: str | None = None) -> str:
@@ -106,13 +131,11 @@ class CgroupHistogram:
             *([f"name = {self.info.display_name} ({self.info.kind})"] if self.info else []),
             (
                 f"waits = {self.count}  total = {format_ns(self.total_ns)}  "
-                f"p50 = {_wait(self.percentile(50))}  "
-                f"p99 = {_wait(self.percentile(99))}  max = {format_ns(self.max_ns)}"
+                f"p50 = {format_ns(self.percentile(50))}  "
+                f"p99 = {format_ns(self.percentile(99))}  max = {format_ns(self.max_ns)}"
             ),
+            "",
         ]
-        if self.percentile(50) < 1000:
-            header.append(SUB_MICROSECOND_NOTE)
-        header.append("")
         return "\n".join(header) + render_log2_hist(self.slots, unit)
 
     def __str__(self) -> str:
@@ -143,10 +166,13 @@ class CgroupHistogram:
             "comm": self.comm,
             "count": self.count,
             "total_ns": self.total_ns,
+            "wall_ns": self.wall_ns,
             "max_ns": self.max_ns,
             "p50_ns": None if p50 != p50 else p50,
             "p99_ns": None if p99 != p99 else p99,
             "slots": [int(c) for c in slots],
+            # Fine buckets by index (see noisy_neighbor.fine_buckets), non-empty only.
+            "buckets": fine_buckets.to_sparse(self.buckets),
             **(
                 {}
                 if self.info is None

@@ -24,6 +24,7 @@ from ..host.plugin import MAX_BATCH_EVENTS, MAX_PENDING_BATCHES, Plugin
 from ..names.cgroupfs import CgroupTree
 from ..names.resolver import CgroupInfo, CgroupResolver
 from . import wire
+from .hist_maps import CPU_MAP, HIST_MAPS, SHARED_MAP, HistReading
 from .histogram import CgroupHistogram
 from .removed import RemovedCgroups
 from .throttling import ThrottleBaseline
@@ -34,8 +35,8 @@ __all__ = ["METHODS", "RunqProbe"]
 
 #: Ways of measuring a wait; see ``src/bpf/runq.bpf.c``.
 METHODS = ("auto", "sched_info", "wakeup")
-#: Largest max_cgroups: the kernel preallocates each map entry (about 1 KiB
-#: per cgroup across the maps), so this bounds the probe near 1 GiB.
+#: Largest max_cgroups. The histogram maps take about 4.8 KiB per entry, as
+#: used; the other per-cgroup maps, preallocated, about 0.3 KiB per cgroup.
 MAX_CGROUPS = 1 << 20
 
 
@@ -54,8 +55,13 @@ class RunqProbe(Lifecycle):
         cgroups: only record waits of tasks in these cgroups (paths relative to
             the cgroup2 mount, or ids) and of the cgroups below them that exist
             when the probe starts. The filter tests the task that waited.
-        max_cgroups: capacity of the kernel's per-cgroup map; waits of cgroups
+        max_cgroups: capacity of the kernel's per-cgroup maps; waits of cgroups
             beyond it are counted in ``stats()["failed_updates"]`` (1 to 2**20).
+        max_cpu_hists: capacity of the per-CPU histogram map, one entry per
+            cgroup per CPU it waits on (default ``2 * max_cgroups``). Beyond
+            it, waits are counted in the cgroup's shared entry with atomic
+            adds, which costs more on a busy cgroup spread over many CPUs but
+            loses nothing (``stats()["shared_updates"]`` counts them).
         stream: also stream one event per wait (see :meth:`batches`); the
             histograms keep counting every wait either way.
         ring_buffer_bytes: size of the kernel's event ring buffer (a power of
@@ -78,6 +84,7 @@ class RunqProbe(Lifecycle):
         method: str = "auto",
         cgroups: Iterable[str | int] | None = None,
         max_cgroups: int = 10240,
+        max_cpu_hists: int | None = None,
         stream: bool = False,
         ring_buffer_bytes: int = 16 << 20,
         batch_events: int = 65536,
@@ -90,6 +97,11 @@ class RunqProbe(Lifecycle):
             raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
         self.requested_method = method
         self.max_cgroups = check_int("max_cgroups", max_cgroups, 1, MAX_CGROUPS)
+        self.max_cpu_hists = (
+            2 * self.max_cgroups
+            if max_cpu_hists is None
+            else check_int("max_cpu_hists", max_cpu_hists, 1, 64 * MAX_CGROUPS)
+        )
         ring_buffer_bytes = check_int("ring_buffer_bytes", ring_buffer_bytes, 4096, 1 << 30)
         if ring_buffer_bytes & (ring_buffer_bytes - 1):
             raise ValueError(
@@ -142,7 +154,8 @@ class RunqProbe(Lifecycle):
             system_slice_id = next((i for i, p in paths.items() if p == "/system.slice"), 0)
             self._throttle_baseline = ThrottleBaseline(paths, self._tree.mount)
         max_entries = {
-            "runq_hists": self.max_cgroups,
+            SHARED_MAP: self.max_cgroups,
+            CPU_MAP: self.max_cpu_hists,
             "last_event_ns": self.max_cgroups,
             "runq_blame": 4 * self.max_cgroups,  # a few culprits per cgroup
             "switch_outs": self.max_cgroups,
@@ -218,32 +231,31 @@ class RunqProbe(Lifecycle):
         Reading moves removed cgroups' entries out of the kernel's maps, so
         ``max_cgroups`` bounds the live cgroups only."""
         plugin = self._started()
-        view = plugin.map("runq_hists")
-        rows = {int(cgroup_id): i for i, cgroup_id in enumerate(view.keys.get("key", ()))}
+        reading = HistReading.read({name: plugin.map(name) for name in HIST_MAPS})
         # Each path looked up once per reading, and the tree walked at most
         # once for all the cgroups it has not seen.
-        paths = self.cgroup_tree.paths(rows)
-        gone = self._removed.reap(plugin, paths, view)
+        paths = self.cgroup_tree.paths(reading.rows)
+        gone = self._removed.reap(plugin, paths, reading)
         hists = {
             cgroup_id: self._histogram(cgroup_id, row, None)
             for cgroup_id, row in self._removed.hist_rows.items()
         }
-        for cgroup_id, i in rows.items():
+        for cgroup_id, row in reading.rows.items():
             if cgroup_id not in gone:
-                row = {name: column[i] for name, column in view.values.items()}
                 hists[cgroup_id] = self._histogram(cgroup_id, row, paths[cgroup_id])
         return hists
 
     def _histogram(self, cgroup_id: int, row: dict[str, Any], path: str | None) -> CgroupHistogram:
-        """A histogram from one decoded ``struct runq_hist`` of a cgroup whose
+        """A histogram from one merged ``struct runq_hist`` of a cgroup whose
         path is ``path`` (None: removed)."""
         assert self._tree is not None and self._resolver is not None
         cgroup_name = str(row["cgroup_name"])
-        return CgroupHistogram(
-            cgroup_id=cgroup_id,
-            slots=np.asarray(row["slots"]).astype(np.uint64),
+        return CgroupHistogram.from_buckets(
+            cgroup_id,
+            np.asarray(row["buckets"]),
             count=int(row["count"]),
             total_ns=int(row["total_ns"]),
+            wall_ns=int(row["wall_ns"]),
             max_ns=int(row["max_ns"]),
             comm=str(row["comm"]),
             cgroup_name=cgroup_name,
@@ -290,11 +302,12 @@ class RunqProbe(Lifecycle):
         hist = self.histograms().get(cgroup_id)
         if hist is not None:
             return hist
-        return CgroupHistogram(
-            cgroup_id=cgroup_id,
-            slots=np.zeros(wire.HIST_SLOTS, dtype=np.uint64),
+        return CgroupHistogram.from_buckets(
+            cgroup_id,
+            np.zeros(wire.HIST_BUCKETS, dtype=np.uint64),
             count=0,
             total_ns=0,
+            wall_ns=0,
             max_ns=0,
             cgroup_path=self._tree.path(cgroup_id),
             info=self._resolver.resolve(cgroup_id),

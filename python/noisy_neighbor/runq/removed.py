@@ -10,15 +10,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..host.maps import MapView
 from ..host.plugin import Plugin
 from ..names.cgroupfs import CgroupTree
+from .hist_maps import HIST_MAPS, HistReading
 from .wire import IDLE, UNTRACKED, Blame, SwitchOuts, blame_rows, switch_out_rows
 
 __all__ = ["RemovedCgroups"]
 
-#: Maps keyed by the cgroup of the task that waited (or switched out).
-PER_CGROUP_MAPS = ("runq_hists", "switch_outs", "last_event_ns")
+#: Maps keyed by the cgroup of the task that waited (or switched out); the
+#: histogram maps' keys also name a CPU (see hist_maps).
+PER_CGROUP_MAPS = ("switch_outs", "last_event_ns")
 
 
 @dataclass
@@ -30,26 +31,26 @@ class RemovedCgroups:
     blame: list[Blame] = field(default_factory=list)
     switch_outs: list[SwitchOuts] = field(default_factory=list)
 
-    def reap(self, plugin: Plugin, paths: dict[int, str | None], hists: MapView) -> set[int]:
+    def reap(self, plugin: Plugin, paths: dict[int, str | None], hists: HistReading) -> set[int]:
         """Moves the entries of removed cgroups out of the maps; ``hists`` is
-        a fresh reading of ``runq_hists`` and ``paths`` its cgroups' paths
+        a fresh reading of the histogram maps and ``paths`` its cgroups' paths
         now (None: removed). Returns the ids reaped."""
-        ids = hists.keys["key"] if len(hists) else np.zeros(0, dtype=np.uint64)
         gone = {cgroup_id for cgroup_id, path in paths.items() if path is None}
         if not gone:
             return gone
-        for i, cgroup_id in enumerate(ids):
-            if int(cgroup_id) in gone:
-                # Copies: a view would keep the whole reading alive.
-                self.hist_rows[int(cgroup_id)] = {
-                    name: np.array(column[i]) for name, column in hists.values.items()
-                }
+        for cgroup_id in gone:
+            # Copies: a view would keep the whole reading alive.
+            self.hist_rows[cgroup_id] = {
+                name: np.array(value) for name, value in hists.rows[cgroup_id].items()
+            }
         blame = [b for b in blame_rows(plugin.map("runq_blame")) if b.cgroup_id in gone]
         outs = [o for o in switch_out_rows(plugin.map("switch_outs")) if o.cgroup_id in gone]
         self.blame.extend(blame)
         self.switch_outs.extend(outs)
         for name in PER_CGROUP_MAPS:
             plugin.delete(name, sorted(gone))
+        for name in HIST_MAPS:
+            plugin.delete(name, hists.keys_of(name, gone))
         _delete_blame(plugin, blame)
         return gone
 

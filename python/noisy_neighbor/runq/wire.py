@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from .. import fine_buckets
 from .._native import inspect_object, runq_object
 from ..host.layout import Layout, RecordDecoder
 from ..host.maps import MapView
@@ -17,6 +18,7 @@ __all__ = [
     "COUNTER_NAMES",
     "EVENTS_RING",
     "EVENT_DTYPES",
+    "HIST_BUCKETS",
     "HIST_SLOTS",
     "IDLE",
     "OBJECT",
@@ -61,10 +63,17 @@ RUNQ_EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in _EVENT.fields)
 #: Their numpy types, for empty frames and saved collections.
 _EVENT_DTYPE = RecordDecoder(_EVENT).dtype
 EVENT_DTYPES: dict[str, np.dtype] = {name: _EVENT_DTYPE[name] for name in RUNQ_EVENT_FIELDS}
-#: Buckets of a cgroup's histogram (``slots[]`` of ``struct runq_hist``).
-HIST_SLOTS: int = next(
-    f.shape[0] for f in _layout(_MAPS["runq_hists"].value, "runq_hist").fields if f.name == "slots"
+#: Fine buckets of a cgroup's histogram (``buckets[]`` of ``struct runq_hist``;
+#: see :mod:`noisy_neighbor.fine_buckets`).
+HIST_BUCKETS: int = next(
+    f.shape[0]
+    for f in _layout(_MAPS["runq_hists"].value, "runq_hist").fields
+    if f.name == "buckets"
 )
+if HIST_BUCKETS != fine_buckets.BUCKETS:
+    raise ImportError(f"runq.h has {HIST_BUCKETS} buckets, fine_buckets {fine_buckets.BUCKETS}")
+#: Slots of the log2 table summed from them.
+HIST_SLOTS: int = fine_buckets.POWERS
 #: Kernel-side counters (``struct runq_counters``), summed over CPUs by ``stats()``.
 COUNTER_NAMES: tuple[str, ...] = tuple(
     f.name for f in _layout(_MAPS["counters"].value, "runq_counters").fields
