@@ -226,19 +226,31 @@ static __always_inline __u32 log2_slot(__u64 v)
 #define SUB_BOUND_6 0xd744fccad69d6af4ULL
 #define SUB_BOUND_7 0xeac0c6e7dd24392eULL
 
+/* 1 if m > bound, else 0, for m and bound both in [2^63, 2^64): their
+ * difference fits in 63 bits, so its sign bit is the answer. Arithmetic, not
+ * a comparison: a branch per bound would multiply the verifier's paths. */
+static __always_inline __u64 above(__u64 m, __u64 bound)
+{
+	__u64 diff = bound - m;
+
+	asm volatile("" : "+r"(diff)); /* keep clang from turning it back into a branch */
+	return diff >> 63;
+}
+
 /* The fine bucket of a wait (see runq.h): its log2 slot plus eight
  * comparisons of the mantissa, no loop and no table. */
 static __always_inline __u32 fine_bucket(__u64 v)
 {
-	__u32 e, k;
-	__u64 m;
+	__u32 e;
+	__u64 m, k;
 
 	if (!v)
 		return 0;
 	e = log2_slot(v);
 	m = v << (63 - e);
-	k = (m > (1ULL << 63)) + (m > SUB_BOUND_1) + (m > SUB_BOUND_2) + (m > SUB_BOUND_3) +
-	    (m > SUB_BOUND_4) + (m > SUB_BOUND_5) + (m > SUB_BOUND_6) + (m > SUB_BOUND_7);
+	k = above(m, 1ULL << 63) + above(m, SUB_BOUND_1) + above(m, SUB_BOUND_2) +
+	    above(m, SUB_BOUND_3) + above(m, SUB_BOUND_4) + above(m, SUB_BOUND_5) +
+	    above(m, SUB_BOUND_6) + above(m, SUB_BOUND_7);
 	return 1 + RUNQ_BUCKETS_PER_POWER * e + k;
 }
 

@@ -174,6 +174,8 @@ def _histogram_samples(
     braces = "{" + labels + "}"
     slots = hists[0].slots if len(hists) == 1 else np.sum([h.slots for h in hists], axis=0)
     total_ns = sum(h.total_ns for h in hists)
+    # The buckets count wall-clock waits: their sum goes with them.
+    wall_ns = sum(h.total_ns if h.wall_ns is None else h.wall_ns for h in hists)
     cumulative = np.cumsum(slots, dtype=np.uint64)
     # The count from the buckets themselves: the kernel bumps a bucket and the
     # count one after the other, and a reading between the two must still
@@ -185,7 +187,7 @@ def _histogram_samples(
     counts = cumulative[BUCKET_SLOTS.start : BUCKET_SLOTS.stop].tolist()
     latency.add_lines(f'{head}{le}"}} {n}' for le, n in zip(_LE, counts))
     latency.add_lines([f'{head}+Inf"}} {count}'])
-    latency.add(braces, total_ns / 1e9, "_sum")
+    latency.add(braces, wall_ns / 1e9, "_sum")
     latency.add(braces, count, "_count")
 
 
