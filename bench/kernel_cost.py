@@ -120,17 +120,24 @@ def run_workload(argv: list[str], seconds: float) -> float:
     raise RuntimeError(f"no metrics in stress-ng output:\n{out.stdout}{out.stderr}")
 
 
-def measure(tracer: list[str], workload: list[str], seconds: float) -> dict:
-    with running_tracer(tracer) as (ids, report):
-        start = {i: p for i, p in programs().items() if i in ids}
-        ops = run_workload(workload, seconds)
-        end = {i: p for i, p in programs().items() if i in ids}
+def bpf_cost(ids: set[int], start: dict[int, dict], end: dict[int, dict]) -> tuple[int, int]:
+    """Run time of all the programs ``ids`` between two ``programs()``
+    readings, and the runs of their sched_switch program(s)."""
     run_ns = sum(end[i].get("run_time_ns", 0) - start[i].get("run_time_ns", 0) for i in ids)
     switch_runs = sum(
         end[i].get("run_cnt", 0) - start[i].get("run_cnt", 0)
         for i in ids
         if "switch" in end[i].get("name", "")
     )
+    return run_ns, switch_runs
+
+
+def measure(tracer: list[str], workload: list[str], seconds: float) -> dict:
+    with running_tracer(tracer) as (ids, report):
+        start = {i: p for i, p in programs().items() if i in ids}
+        ops = run_workload(workload, seconds)
+        end = {i: p for i, p in programs().items() if i in ids}
+    run_ns, switch_runs = bpf_cost(ids, start, end)
     return {
         "ops_per_s": ops,
         "ns_per_switch": run_ns / switch_runs if switch_runs else float("nan"),

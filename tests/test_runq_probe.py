@@ -14,6 +14,7 @@ import pytest
 
 import noisy_neighbor as nn
 from noisy_neighbor.testing import CPU_HOG, TestCgroup, measure_window, periodic_sleeper
+from noisy_neighbor.testing.ground_truth import SCHED_INFO_TOLERANCE
 
 pytestmark = pytest.mark.needs_bpf
 
@@ -27,7 +28,7 @@ OUR_PROGRAMS = {"nn_switch_si", "nn_switch_si_pc", "nn_switch_wk", "nn_wakeup", 
 # design promises. The wakeup method times with ktime instead of the run queue's
 # clock, which the kernel updates lazily (rq_clock_skip_update): microseconds
 # per wait, a few percent at most over thousands of short waits.
-TOLERANCE = {"sched_info": 0.005, "wakeup": 0.05}
+TOLERANCE = {"sched_info": SCHED_INFO_TOLERANCE, "wakeup": 0.05}
 
 
 def our_loaded_programs() -> set[str]:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import noisy_neighbor as nn
+from noisy_neighbor import fine_buckets
 from noisy_neighbor.testing import CPU_HOG, interruptible, periodic_sleeper, ping_pong
 
 pytestmark = pytest.mark.needs_bpf
@@ -61,12 +62,31 @@ def test_streamed_events_reconcile_with_histograms(cgroup_factory, method: str) 
     assert stats["events"] == stats["waits"] - stats["filtered"]
     # Per cgroup, the stream holds exactly the waits the histogram counted.
     for cgroup in (victims, neighbors):
-        ours = events["latency_ns"][events["cgroup_id"] == cgroup.id]
+        mine = events["cgroup_id"] == cgroup.id
+        ours = events["latency_ns"][mine]
         hist = hists[cgroup.id]
         assert len(ours) == hist.count > 100
-        assert int(ours.sum()) == hist.total_ns
+        # Wall-clock waits in the stream and the buckets; the kernel's own
+        # account beside them, each event saying how far the two differ.
+        assert int(ours.sum()) == hist.wall_ns
+        kernel = ours.astype(np.int64) - events["clock_correction_ns"][mine]
+        assert int(kernel.sum()) == hist.total_ns
         assert int(ours.max()) == hist.max_ns
+        assert hist.buckets is not None
+        np.testing.assert_array_equal(
+            np.bincount(fine_buckets.bucket_of(ours), minlength=fine_buckets.BUCKETS),
+            hist.buckets,
+        )
         np.testing.assert_array_equal(log2_slots(ours), hist.slots)
+        # Percentiles of at least 1 us from the kernel's buckets, against the
+        # exact ones of the same waits: within half a bucket (4.4%).
+        long = ours[ours >= 1024]
+        long_buckets = hist.buckets.copy()
+        long_buckets[: 1 + 9 * 10] = 0  # below 2**10 ns
+        for q in (50, 90, 99):
+            exact = float(np.percentile(long, q, method="inverted_cdf"))
+            estimate = fine_buckets.percentile(long_buckets, q)
+            assert abs(estimate / exact - 1) <= 2 ** (1 / 16) - 1 + 1e-9, (q, estimate, exact)
     # Every field is filled in: the victims' events name them and their CPU.
     mine = events["cgroup_id"] == victims.id
     assert set(np.unique(events["tgid"][mine])) <= set(victims.pids())

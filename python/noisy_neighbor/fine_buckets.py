@@ -15,7 +15,7 @@ So Prometheus' bucket ``8*e + k`` (upper bound ``2**((8*e+k)/8)``, lower
 bound excluded) is bucket ``1 + 9*e + k``, plus, for ``k = 8``, the next
 power's ``k = 0`` bucket; and log2 slot ``e`` is the sum of the nine buckets
 of power ``e``. A percentile read from these buckets is within half a bucket
-(``2**(1/16) - 1``, about 4.4%) of the exact one.
+(``2**(1/16) - 1``, 4.4%) of the exact one.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ __all__ = [
     "BUCKETS_PER_POWER",
     "POWERS",
     "SUB_BOUNDS",
-    "bucket_of",
     "bucket_bounds",
+    "bucket_of",
+    "from_sparse",
     "log2_slots",
     "percentile",
     "prometheus_buckets",
-    "from_sparse",
     "to_sparse",
 ]
 
@@ -118,27 +118,21 @@ def prometheus_buckets(buckets: np.ndarray) -> dict[int, int]:
 
 
 def percentile(buckets: np.ndarray, q: float, max_ns: int | None = None) -> float:
-    """The q-th percentile (0-100) in ns: the bucket that holds the ranked
-    wait, and within it a geometric interpolation (the buckets are equal in
-    ratio), never above ``max_ns``. Within half a bucket's ratio of the exact
-    percentile. NaN when the buckets are empty."""
-    b = np.asarray(buckets, dtype=np.float64)
-    total = b.sum()
+    """The q-th percentile (0-100) in ns: the geometric middle of the bucket
+    that holds the ranked wait (the exact value for the zero and
+    power-of-two buckets), never above ``max_ns``. So it is within half a
+    bucket, ``2**(1/16) - 1`` (4.4%), of the exact percentile of the same
+    waits. NaN when the buckets are empty."""
     if not 0 <= q <= 100:
         raise ValueError(f"percentile must be within 0-100, got {q}")
+    b = np.asarray(buckets, dtype=np.float64)
+    total = b.sum()
     if total == 0:
         return float("nan")
-    cumulative = np.cumsum(b)
     rank = max(q / 100 * total, 1e-9)
-    i = int(np.searchsorted(cumulative, rank))
-    i = min(i, len(b) - 1)
-    below = cumulative[i] - b[i]
-    fraction = (rank - below) / b[i] if b[i] else 1.0
-    lower, upper = _LOWER[i], _UPPER[i]
-    value = lower * (upper / lower) ** fraction if lower > 0 else upper
-    if max_ns is not None:
-        value = min(value, float(max_ns))
-    return float(value)
+    i = min(int(np.searchsorted(np.cumsum(b), rank)), len(b) - 1)
+    value = float(np.sqrt(_LOWER[i] * _UPPER[i]))
+    return value if max_ns is None else min(value, float(max_ns))
 
 
 def to_sparse(buckets: np.ndarray | None) -> dict[str, int] | None:

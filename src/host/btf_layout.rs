@@ -303,8 +303,8 @@ mod tests {
 
     #[test]
     fn a_record_layout_follows_the_c_layout_rules() {
-        // struct runq_event in runq.h: a u64, four u32, three u64, a bool,
-        // padded to the u64 alignment.
+        // struct runq_event in runq.h: a u64, four u32, three u64, an s32, a
+        // bool, padded to the u64 alignment.
         let layout = runq_layout("runq_event");
         assert_eq!(layout.type_name, "struct runq_event");
         assert_eq!(layout.size, 56);
@@ -324,12 +324,17 @@ mod tests {
                 ("cgroup_id", 24, 8),
                 ("prev_cgroup_id", 32, 8),
                 ("latency_ns", 40, 8),
-                ("preempted", 48, 1),
+                ("clock_correction_ns", 48, 4),
+                ("preempted", 52, 1),
             ]
         );
         assert_eq!(
             field(&layout, "ts_ns").scalar,
             Scalar::Int { signed: false }
+        );
+        assert_eq!(
+            field(&layout, "clock_correction_ns").scalar,
+            Scalar::Int { signed: true }
         );
         assert_eq!(field(&layout, "preempted").scalar, Scalar::Bool);
     }

@@ -58,9 +58,7 @@ def _merge(views: dict[str, MapView]) -> dict[int, dict[str, Any]]:
     if not present:
         return {}
     ids = np.concatenate([v.keys["cgroup_id"] for v in present])
-    values = {
-        name: np.concatenate([v.values[name] for v in present]) for name in present[0].values
-    }
+    values = {name: np.concatenate([v.values[name] for v in present]) for name in present[0].values}
     # Grouped by cgroup, newest entry last within each group.
     order = np.lexsort((values["last_ns"], ids))
     ids = ids[order]
