@@ -66,10 +66,20 @@ def test_buckets_have_prometheus_schema_3_boundaries(values: np.ndarray) -> None
 
 
 def test_each_power_of_two_has_its_own_bucket_and_zero_is_bucket_0() -> None:
-    powers = np.array([1 << e for e in range(64)], dtype=np.uint64)
-    assert fb.bucket_of(powers).tolist() == [1 + 9 * e for e in range(64)]
+    powers = np.array([1 << e for e in range(52)], dtype=np.uint64)
+    assert fb.bucket_of(powers).tolist() == [1 + 9 * e for e in range(52)]
     assert fb.bucket_of(np.array([0], dtype=np.uint64)).tolist() == [0]
-    assert fb.bucket_of(np.array([2**64 - 1], dtype=np.uint64)).tolist() == [fb.BUCKETS - 1]
+
+
+def test_waits_of_52_days_or_more_are_kept_in_the_overflow_bucket() -> None:
+    longest = np.array([2**52 - 1, 2**52, 2**63, 2**64 - 1], dtype=np.uint64)
+    assert fb.bucket_of(longest).tolist() == [fb.OVERFLOW - 1] + [fb.OVERFLOW] * 3
+    buckets = np.bincount(fb.bucket_of(longest), minlength=fb.BUCKETS).astype(np.uint64)
+    slots = fb.log2_slots(buckets)
+    assert slots[51] == 1 and slots[52] == 3 and slots.sum() == 4
+    assert fb.prometheus_buckets(buckets) == {8 * 51 + 8: 1, 512: 3}
+    lower, upper = fb.bucket_bounds()
+    assert (lower[fb.OVERFLOW], upper[fb.OVERFLOW]) == (2.0**52, 2.0**64)
 
 
 def test_every_wait_lies_within_its_bucket_bounds() -> None:
@@ -124,15 +134,15 @@ def test_percentile_of_nothing_is_nan_and_bad_q_raises() -> None:
 
 def test_sparse_form_round_trips_and_rejects_a_bad_index() -> None:
     buckets = np.zeros(fb.BUCKETS, dtype=np.uint64)
-    buckets[[0, 91, 576]] = [3, 5, 1]
+    buckets[[0, 91, 469]] = [3, 5, 1]
     sparse = fb.to_sparse(buckets)
-    assert sparse == {"0": 3, "91": 5, "576": 1}
+    assert sparse == {"0": 3, "91": 5, "469": 1}
     restored = fb.from_sparse(sparse)
     assert restored is not None
     np.testing.assert_array_equal(restored, buckets)
     assert fb.to_sparse(None) is None and fb.from_sparse(None) is None
     with pytest.raises(ValueError, match="out of range"):
-        fb.from_sparse({"577": 1})
+        fb.from_sparse({str(fb.BUCKETS): 1})
 
 
 def test_a_histogram_from_buckets_reads_percentiles_from_them() -> None:

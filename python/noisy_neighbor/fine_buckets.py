@@ -4,8 +4,8 @@ schema 3 and of OpenTelemetry exponential histograms at scale 3, ``2**(i/8)``,
 with each power of two split once more so that the log2 table is their exact
 sum.
 
-Bucket 0 counts waits of 0 ns. A wait ``v >= 1`` with ``2**e <= v < 2**(e+1)``
-is in bucket ``1 + 9*e + k``:
+Bucket 0 counts waits of 0 ns. A wait ``v >= 1`` with ``2**e <= v < 2**(e+1)``,
+``e < 52``, is in bucket ``1 + 9*e + k``:
 
 - ``k = 0``: ``v == 2**e``
 - ``k = 1..7``: ``2**(e+(k-1)/8) < v <= 2**(e+k/8)``
@@ -14,8 +14,10 @@ is in bucket ``1 + 9*e + k``:
 So Prometheus' bucket ``8*e + k`` (upper bound ``2**((8*e+k)/8)``, lower
 bound excluded) is bucket ``1 + 9*e + k``, plus, for ``k = 8``, the next
 power's ``k = 0`` bucket; and log2 slot ``e`` is the sum of the nine buckets
-of power ``e``. A percentile read from these buckets is within half a bucket
-(``2**(1/16) - 1``, 4.4%) of the exact one.
+of power ``e``. The last bucket, :data:`OVERFLOW`, counts waits of ``2**52``
+ns (52 days) or more, so that no wait is dropped while a map entry stays in
+the kernel's 4 KiB slab. A percentile read from these buckets is within half
+a bucket (``2**(1/16) - 1``, 4.4%) of the exact one.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import numpy as np
 __all__ = [
     "BUCKETS",
     "BUCKETS_PER_POWER",
+    "LOG2_SLOTS",
+    "OVERFLOW",
     "POWERS",
     "SUB_BOUNDS",
     "bucket_bounds",
@@ -38,9 +42,14 @@ __all__ = [
 
 #: Buckets per power of two (8 of schema 3, one of them split at the power).
 BUCKETS_PER_POWER = 9
-#: Powers of two: every u64 wait has its bucket.
-POWERS = 64
-BUCKETS = 1 + POWERS * BUCKETS_PER_POWER
+#: Powers of two with fine buckets; longer waits go to OVERFLOW.
+POWERS = 52
+#: The bucket of waits of 2**POWERS ns or more.
+OVERFLOW = 1 + POWERS * BUCKETS_PER_POWER
+BUCKETS = OVERFLOW + 1
+#: Slots of the log2 table: one per power of two of a u64 (slot POWERS also
+#: holds OVERFLOW, the later ones stay empty).
+LOG2_SLOTS = 64
 
 
 def _iroot(n: int, k: int) -> int:
@@ -76,43 +85,52 @@ def bucket_of(waits: np.ndarray) -> np.ndarray:
     k = (m > np.uint64(1 << 63)).astype(np.int64)
     for bound in SUB_BOUNDS:
         k += m > np.uint64(bound)
-    buckets[nonzero] = 1 + BUCKETS_PER_POWER * e + k
+    buckets[nonzero] = np.where(e < POWERS, 1 + BUCKETS_PER_POWER * e + k, OVERFLOW)
     return buckets
 
 
 def bucket_bounds() -> tuple[np.ndarray, np.ndarray]:
     """``(lower, upper)`` of every bucket in ns (floats): bucket ``i`` holds
     waits ``v`` with ``lower[i] < v <= upper[i]``, except the exact buckets
-    (0 and each power of two), where ``lower == upper == v``."""
+    (0 and each power of two), where ``lower == upper == v``, and OVERFLOW,
+    which holds ``2**52 <= v < 2**64``."""
     e = np.repeat(np.arange(POWERS, dtype=np.float64), BUCKETS_PER_POWER)
     k = np.tile(np.arange(BUCKETS_PER_POWER, dtype=np.float64), POWERS)
     upper = np.exp2(e + np.minimum(k, 8) / 8)
     lower = np.exp2(e + np.maximum(k - 1, 0) / 8)
     lower[k == 0] = upper[k == 0]
-    return np.concatenate([[0.0], lower]), np.concatenate([[0.0], upper])
+    return (
+        np.concatenate([[0.0], lower, [2.0**POWERS]]),
+        np.concatenate([[0.0], upper, [2.0**LOG2_SLOTS]]),
+    )
 
 
 _LOWER, _UPPER = bucket_bounds()
 
 
 def log2_slots(buckets: np.ndarray) -> np.ndarray:
-    """The log2 table (slot ``e``: ``[2**e, 2**(e+1))``, slot 0 also 0 ns),
-    summed exactly from fine buckets; works on a stack of histograms too."""
+    """The log2 table (slot ``e``: ``[2**e, 2**(e+1))``, slot 0 also 0 ns,
+    slot 52 every longer wait), summed exactly from fine buckets; works on a
+    stack of histograms too."""
     b = np.asarray(buckets, dtype=np.uint64)
-    slots = b[..., 1:].reshape(*b.shape[:-1], POWERS, BUCKETS_PER_POWER).sum(axis=-1)
+    slots = np.zeros((*b.shape[:-1], LOG2_SLOTS), dtype=np.uint64)
+    fine = b[..., 1:OVERFLOW].reshape(*b.shape[:-1], POWERS, BUCKETS_PER_POWER)
+    slots[..., :POWERS] = fine.sum(axis=-1)
     slots[..., 0] += b[..., 0]
+    slots[..., POWERS] += b[..., OVERFLOW]
     return slots
 
 
 def prometheus_buckets(buckets: np.ndarray) -> dict[int, int]:
     """The waits of at least 1 ns by Prometheus schema 3 bucket index
     (bucket ``i``: ``(2**((i-1)/8), 2**(i/8)]``), non-empty buckets only.
-    Waits of 0 ns, ``buckets[0]``, are Prometheus' zero bucket."""
+    Waits of 0 ns, ``buckets[0]``, are Prometheus' zero bucket. OVERFLOW's
+    waits go to bucket 512, whose upper bound, 2**64 ns, holds them all."""
     b = np.asarray(buckets, dtype=np.uint64)
     counts: dict[int, int] = {}
     for i in np.flatnonzero(b[1:]):
         e, k = divmod(int(i), BUCKETS_PER_POWER)
-        index = 8 * e + k
+        index = 8 * e + k if 1 + i != OVERFLOW else 8 * LOG2_SLOTS
         counts[index] = counts.get(index, 0) + int(b[1 + i])
     return dict(sorted(counts.items()))
 

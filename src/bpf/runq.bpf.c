@@ -63,7 +63,7 @@ const volatile bool use_rcu_kfuncs = true;
 
 /* Histograms (see struct runq_hist_key): one shared entry per cgroup, and
  * one per cgroup per CPU it waited on. Allocated as used (NO_PREALLOC): an
- * entry is about 4.8 KiB, so memory follows the cgroups and CPUs that
+ * entry takes 3.9 KiB, so memory follows the cgroups and CPUs that
  * actually wait, and the host sizes both maps. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -246,6 +246,8 @@ static __always_inline __u32 fine_bucket(__u64 v)
 
 	if (!v)
 		return 0;
+	if (v >> RUNQ_FINE_POWERS)
+		return RUNQ_OVERFLOW_BUCKET;
 	e = log2_slot(v);
 	m = v << (63 - e);
 	k = above(m, 1ULL << 63) + above(m, SUB_BOUND_1) + above(m, SUB_BOUND_2) +

@@ -3,7 +3,7 @@
 //! globals into numpy columns without any per-plugin code.
 //!
 //! Nested structs are flattened with dotted names (`key.pid`); arrays keep
-//! their shape (`buckets[577]` is one field of shape `[577]`); `char` arrays are
+//! their shape (`buckets[470]` is one field of shape `[470]`); `char` arrays are
 //! strings; unions, bitfields and arrays of structs stay opaque bytes, so no
 //! byte of a record is ever dropped without a field that holds it.
 
@@ -343,13 +343,13 @@ mod tests {
     fn arrays_keep_their_shape_and_char_arrays_are_strings() {
         let layout = runq_layout("runq_hist");
         let buckets = field(&layout, "buckets");
-        assert_eq!((buckets.offset, &buckets.shape), (0, &vec![577]));
+        assert_eq!((buckets.offset, &buckets.shape), (0, &vec![470]));
         let comm = field(&layout, "comm");
         assert_eq!(comm.scalar, Scalar::Char);
         assert_eq!(comm.shape, vec![16]);
-        // 577 buckets, count, total_ns, wall_ns, max_ns, last_ns, then the two names.
-        assert_eq!(comm.offset, 582 * 8);
-        assert_eq!(layout.size, 582 * 8 + 16 + 128);
+        // 470 buckets, count, total_ns, wall_ns, max_ns, last_ns, then the two names.
+        assert_eq!(comm.offset, 475 * 8);
+        assert_eq!(layout.size, 475 * 8 + 16 + 128);
     }
 
     #[test]

@@ -35,7 +35,7 @@ __all__ = ["METHODS", "RunqProbe"]
 
 #: Ways of measuring a wait; see ``src/bpf/runq.bpf.c``.
 METHODS = ("auto", "sched_info", "wakeup")
-#: Largest max_cgroups. The histogram maps take about 4.8 KiB per entry, as
+#: Largest max_cgroups. The histogram maps take 3.9 KiB per entry, as
 #: used; the other per-cgroup maps, preallocated, about 0.3 KiB per cgroup.
 MAX_CGROUPS = 1 << 20
 

@@ -73,7 +73,7 @@ HIST_BUCKETS: int = next(
 if HIST_BUCKETS != fine_buckets.BUCKETS:
     raise ImportError(f"runq.h has {HIST_BUCKETS} buckets, fine_buckets {fine_buckets.BUCKETS}")
 #: Slots of the log2 table summed from them.
-HIST_SLOTS: int = fine_buckets.POWERS
+HIST_SLOTS: int = fine_buckets.LOG2_SLOTS
 #: Kernel-side counters (``struct runq_counters``), summed over CPUs by ``stats()``.
 COUNTER_NAMES: tuple[str, ...] = tuple(
     f.name for f in _layout(_MAPS["counters"].value, "runq_counters").fields
