@@ -2,8 +2,11 @@
 the same load split over two cgroups: the cost of CPUs sharing a cgroup's
 histogram (issue 15). Each scene runs `stress-ng --switch 1` pinned to CPU 0
 and another pinned to CPU 1, in one cgroup ("same") or one cgroup each
-("split"). Rounds alternate the scenes; figures are medians, and the ratio
-same / split is taken per round, then its median.
+("split"). A third scene runs one instance, on CPU 0 only ("one CPU"): against
+it, "split" shows what two CPUs producing at once cost (the ring buffer's lock
+and cache lines while streaming; in histogram mode, only what two busy vCPUs
+cost each other). Rounds alternate the order of the scenes; figures are
+medians, and each ratio is taken per round, then its median.
 
     sudo .venv/bin/python bench/cgroup_spread.py --rounds 7 --seconds 4
     sudo .venv/bin/python bench/cgroup_spread.py --tree ../before --tree .
@@ -33,20 +36,21 @@ SWITCH = ["stress-ng", "--switch", "1", "--metrics-brief"]
 
 @contextlib.contextmanager
 def scene(name: str) -> Iterator[list[TestCgroup]]:
-    """The cgroups the two instances run in: one shared, or one each."""
-    cgroups = [TestCgroup()] if name == "same" else [TestCgroup(), TestCgroup()]
+    """The cgroups the instances run in (on CPU 0, then CPU 1): one shared,
+    one each, or a single instance."""
+    cgroups = [TestCgroup()] if name != "split" else [TestCgroup(), TestCgroup()]
     try:
-        yield [cgroups[0], cgroups[-1]]
+        yield cgroups[:1] if name == "one CPU" else [cgroups[0], cgroups[-1]]
     finally:
         for cgroup in cgroups:
             cgroup.remove()
 
 
 def run_scene(name: str, seconds: float) -> None:
-    with scene(name) as (first, second):
+    with scene(name) as cgroups:
         procs = [
             cgroup.run([*SWITCH, "--timeout", f"{seconds}s"], cpus={cpu})
-            for cpu, cgroup in ((0, first), (1, second))
+            for cpu, cgroup in enumerate(cgroups)
         ]
         for proc in procs:
             if proc.wait(timeout=seconds + 60) != 0:
@@ -89,7 +93,9 @@ def main() -> None:
     subprocess.run(["sysctl", "-q", "kernel.bpf_stats_enabled=1"], check=True)
     try:
         for round_ in range(args.rounds):
-            scenes = ["same", "split"] if round_ % 2 == 0 else ["split", "same"]
+            scenes = ["same", "split", "one CPU"]
+            if round_ % 2:
+                scenes.reverse()
             for key, driver in drivers.items():
                 for name in scenes:
                     ns = measure(driver, name, args.seconds)
@@ -99,15 +105,17 @@ def main() -> None:
         subprocess.run(["sysctl", "-q", "kernel.bpf_stats_enabled=0"], check=True)
 
     print(f"\nmedians of {args.rounds} rounds, {args.seconds:g} s each\n")
-    print("| checkout | mode | same cgroup, ns/switch | split, ns/switch | same / split |")
-    print("|---|---|---:|---:|---:|")
+    print("| checkout | mode | same cgroup | split | one CPU | same / split | split / one CPU |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for tree, mode in drivers:
-        same, split = cost[(tree, mode, "same")], cost[(tree, mode, "split")]
-        ratio = statistics.median(a / b for a, b in zip(same, split))
+        same, split, one = (cost[(tree, mode, name)] for name in ("same", "split", "one CPU"))
+        same_split = statistics.median(a / b for a, b in zip(same, split))
+        split_one = statistics.median(a / b for a, b in zip(split, one))
         print(
-            f"| {tree} | {mode} | {statistics.median(same):.0f} | "
-            f"{statistics.median(split):.0f} | {ratio:.2f} |"
+            f"| {tree} | {mode} | {statistics.median(same):.0f} | {statistics.median(split):.0f} "
+            f"| {statistics.median(one):.0f} | {same_split:.2f} | {split_one:.2f} |"
         )
+    print("\n(ns of BPF run time per context switch, all programs)")
 
 
 if __name__ == "__main__":

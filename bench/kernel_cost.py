@@ -50,9 +50,19 @@ def runqlat_bt_without_headers(directory: str) -> str:
     return str(path)
 
 
-def tracers(bt_script: str) -> dict[str, list[str]]:
+def tracers(bt_script: str, before: Path | None = None) -> dict[str, list[str]]:
     driver = [sys.executable, str(HERE / "nn_driver.py")]
+    earlier: dict[str, list[str]] = {}
+    if before is not None:
+        # Another checkout's probe (its own .venv), for before/after ratios
+        # against bpftrace measured in the same rounds.
+        old = [str(before / ".venv/bin/python"), str(before / "bench/nn_driver.py")]
+        earlier = {
+            "before: histograms, sched_info": [*old, "--method", "sched_info"],
+            "before: streaming, sched_info": [*old, "--method", "sched_info", "--stream"],
+        }
     return {
+        **earlier,
         "noisy-neighbor histograms, sched_info": [*driver, "--method", "sched_info"],
         "noisy-neighbor streaming, sched_info": [*driver, "--method", "sched_info", "--stream"],
         "noisy-neighbor attribution, sched_info": [
@@ -152,6 +162,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workload", action="append", help="only these (repeatable)")
     parser.add_argument("--tracer", action="append", help="only these, besides bpftrace")
+    parser.add_argument("--before", type=Path, help="also run this checkout's probe")
     args = parser.parse_args()
     workloads = {k: v for k, v in WORKLOADS.items() if not args.workload or k in args.workload}
     if os.geteuid() != 0:
@@ -164,7 +175,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             all_tracers = {
                 name: argv
-                for name, argv in tracers(runqlat_bt_without_headers(tmp)).items()
+                for name, argv in tracers(runqlat_bt_without_headers(tmp), args.before).items()
                 if not args.tracer or name in args.tracer or name == "bpftrace runqlat.bt"
             }
             for round_ in range(args.rounds):

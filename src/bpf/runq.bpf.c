@@ -54,6 +54,11 @@ const volatile __u64 system_slice_id = 0;
 /* Wake the reader only once this much data is waiting: a wakeup per record
  * costs more than the record itself, and the reader also polls on a timer. */
 const volatile __u64 wakeup_bytes = 0;
+/* ... checked once per (this mask + 1) events of a CPU: the check reads the
+ * consumer's position, a cache line the reader's CPU writes, so checking on
+ * every event costs a cache miss per event. The host picks the mask so that a
+ * ring's quarter holds many checks. */
+const volatile __u64 wakeup_check_mask = 0;
 /* How the program walks task->cgroups->dfl_cgrp: under the RCU kfuncs (Linux
  * 6.2 and later, which require them for that walk), or with CO-RE probe reads
  * (older kernels, which have no such kfuncs). Set by the host from the
@@ -63,7 +68,7 @@ const volatile bool use_rcu_kfuncs = true;
 
 /* Histograms (see struct runq_hist_key): one shared entry per cgroup, and
  * one per cgroup per CPU it waited on. Allocated as used (NO_PREALLOC): an
- * entry takes 3.9 KiB, so memory follows the cgroups and CPUs that
+ * entry takes 4 KiB, so memory follows the cgroups and CPUs that
  * actually wait, and the host sizes both maps. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -399,8 +404,10 @@ static __always_inline void emit_event(struct runq_counters *cnt, struct task_st
 	event->prev_pid = prev->pid;
 	event->cpu = bpf_get_smp_processor_id();
 	event->preempted = preempted;
-	flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-									      : BPF_RB_NO_WAKEUP;
+	flags = BPF_RB_NO_WAKEUP;
+	if (!(cnt->events & wakeup_check_mask) &&
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(event, flags);
 	cnt->events++;
 }

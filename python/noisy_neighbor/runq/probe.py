@@ -35,9 +35,22 @@ __all__ = ["METHODS", "RunqProbe"]
 
 #: Ways of measuring a wait; see ``src/bpf/runq.bpf.c``.
 METHODS = ("auto", "sched_info", "wakeup")
-#: Largest max_cgroups. The histogram maps take 3.9 KiB per entry, as
+#: Largest max_cgroups. The histogram maps take 4 KiB per entry, as
 #: used; the other per-cgroup maps, preallocated, about 0.3 KiB per cgroup.
 MAX_CGROUPS = 1 << 20
+#: Ring buffer bytes of one streamed wait: the record and the ring's 8-byte
+#: header, rounded to 8.
+RECORD_BYTES = (wire.EVENT_SIZE + 8 + 7) // 8 * 8
+
+
+def wakeup_check_mask(ring_buffer_bytes: int) -> int:
+    """How often (a power of two minus one, in events per CPU) the probe asks
+    whether the reader needs waking: a sixteenth of a quarter ring's events,
+    at most every 64 events, so the reader is still woken long before the
+    ring fills."""
+    quarter_events = ring_buffer_bytes // 4 // RECORD_BYTES
+    every = min(64, max(1, quarter_events // 16))
+    return (1 << (every.bit_length() - 1)) - 1
 
 
 class RunqProbe(Lifecycle):
@@ -176,6 +189,7 @@ class RunqProbe(Lifecycle):
             # Wake the reader once a quarter of the ring holds unread data:
             # early enough that a burst never fills it between two polls.
             wakeup_bytes=self._ring_buffer_bytes // 4,
+            wakeup_check_mask=wakeup_check_mask(self._ring_buffer_bytes),
             attribute_waits=self.attribution,
             use_rcu_kfuncs=plan.rcu_kfuncs,
             system_slice_id=system_slice_id,

@@ -323,9 +323,9 @@ def from_histograms(
     thresholds: Thresholds | None = None,
     names: Mapping[int, str] | None = None,
 ) -> NoisyNeighborReport:
-    """A report from a probe's readings (percentiles from log2 buckets: within
-    a factor of two, see :func:`~noisy_neighbor.log2.log2_percentile`);
-    ``names`` names culprits that did not wait themselves."""
+    """A report from a probe's readings (percentiles from fine buckets: within
+    4.4%, see :func:`~noisy_neighbor.fine_buckets.percentile`); ``names``
+    names culprits that did not wait themselves."""
     blame_by: dict[int, dict[int, int]] = defaultdict(dict)
     for row in blame:
         blame_by[row.cgroup_id][row.culprit_cgroup_id] = row.total_ns

@@ -18,8 +18,10 @@ __all__ = [
     "COUNTER_NAMES",
     "EVENTS_RING",
     "EVENT_DTYPES",
+    "EVENT_SIZE",
     "HIST_BUCKETS",
     "HIST_SLOTS",
+    "HIST_VALUE_SIZE",
     "IDLE",
     "OBJECT",
     "OBJECT_NAME",
@@ -63,6 +65,8 @@ RUNQ_EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in _EVENT.fields)
 #: Their numpy types, for empty frames and saved collections.
 _EVENT_DTYPE = RecordDecoder(_EVENT).dtype
 EVENT_DTYPES: dict[str, np.dtype] = {name: _EVENT_DTYPE[name] for name in RUNQ_EVENT_FIELDS}
+#: Bytes of one ``struct runq_event``.
+EVENT_SIZE: int = _EVENT.size
 #: Fine buckets of a cgroup's histogram (``buckets[]`` of ``struct runq_hist``;
 #: see :mod:`noisy_neighbor.fine_buckets`).
 HIST_BUCKETS: int = next(
@@ -72,6 +76,8 @@ HIST_BUCKETS: int = next(
 )
 if HIST_BUCKETS != fine_buckets.BUCKETS:
     raise ImportError(f"runq.h has {HIST_BUCKETS} buckets, fine_buckets {fine_buckets.BUCKETS}")
+#: Bytes of one histogram map value (``struct runq_hist``).
+HIST_VALUE_SIZE: int = _layout(_MAPS["runq_hists"].value, "runq_hist").size
 #: Slots of the log2 table summed from them.
 HIST_SLOTS: int = fine_buckets.LOG2_SLOTS
 #: Kernel-side counters (``struct runq_counters``), summed over CPUs by ``stats()``.
