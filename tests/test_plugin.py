@@ -449,3 +449,80 @@ def test_the_switch_stream_benchmark_plugin_delivers_switches() -> None:
     assert (np.diff(events["ts_ns"].astype(np.int64)) != 0).any()
     assert set(events["cpu"].tolist()) <= set(range(os.cpu_count() or 1))
     assert plugin.read_global("lost") == 0
+
+
+CPU_RINGS_SOURCE = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "nn.bpf.h"
+
+struct record { u32 cpu; u32 seq; };
+NN_RECORD(events, struct record);
+
+struct cpu_ring { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); };
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__array(values, struct cpu_ring);
+} events SEC(".maps");
+
+u64 lost = 0;
+
+SEC("syscall")
+int write(void *ctx)
+{
+	u32 cpu = bpf_get_smp_processor_id();
+	void *ring = bpf_map_lookup_elem(&events, &cpu);
+
+	for (u32 i = 0; i < 500; i++) {
+		struct record *r = ring ? bpf_ringbuf_reserve(ring, sizeof(*r), 0) : NULL;
+
+		if (!r) {
+			__sync_fetch_and_add(&lost, 1);
+			continue;
+		}
+		r->cpu = cpu;
+		r->seq = i;
+		bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	}
+	return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs")
+def test_a_stream_of_one_ring_per_cpu_reads_as_one_stream() -> None:
+    # An array of ring buffers is a stream like one ring: the host makes a
+    # ring per possible CPU (max_entries sizes each), and one batcher takes
+    # them all.
+    plugin = nn.Plugin.from_source(
+        CPU_RINGS_SOURCE, name="cpu_rings", max_entries={"events": 1 << 16}
+    )
+    assert plugin.ring_buffers == ["events"]
+    assert plugin.maps["events"].ring_buffer
+    affinity = os.sched_getaffinity(0)
+    try:
+        with plugin:
+            for cpu in (0, 1):
+                os.sched_setaffinity(0, {cpu})
+                assert plugin.run("write") == 0
+    finally:
+        os.sched_setaffinity(0, affinity)
+    events = _drain(plugin, "events")
+    assert plugin.read_global("lost") == 0
+    for cpu in (0, 1):
+        assert events["seq"][events["cpu"] == cpu].tolist() == list(range(500))
+    assert plugin.stats()["batched_events"] == 1000
+
+
+def test_ring_sizes_split_a_budget_between_the_cpus() -> None:
+    from noisy_neighbor.host.cpu_rings import possible_cpus, ring_bytes_per_cpu
+
+    assert possible_cpus("0-127\n") == 128 and possible_cpus("0") == 1
+    assert possible_cpus("0,2-5") == 6
+    assert ring_bytes_per_cpu(16 << 20, 2) == 8 << 20
+    assert ring_bytes_per_cpu(16 << 20, 3) == 4 << 20  # a power of two
+    assert ring_bytes_per_cpu(16 << 20, 128) == 128 << 10
+    assert ring_bytes_per_cpu(4096, 128) == 4096  # at least a page

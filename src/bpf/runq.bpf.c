@@ -100,9 +100,20 @@ struct {
 	__type(value, struct runq_counters);
 } counters SEC(".maps");
 
-struct {
+/* The stream: one ring buffer per CPU, each CPU writing to its own. Two CPUs
+ * reserving in one ring paid twice per event (its lock and cache lines:
+ * BENCHMARKS.md). The host sizes the rings and creates one per possible CPU
+ * (src/host/cpu_rings.rs); the reader drains them all into one stream. */
+struct events_ring {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096); /* the host sizes it (ring_buffer_bytes) */
+	__uint(max_entries, 4096); /* the host sizes it: ring_buffer_bytes / CPUs */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1); /* the host sets one per possible CPU */
+	__type(key, __u32);
+	__array(values, struct events_ring);
 } events SEC(".maps");
 
 struct {
@@ -374,7 +385,9 @@ static __always_inline void emit_event(struct runq_counters *cnt, struct task_st
 				       struct task_struct *prev, __u64 cgroup_id, __u64 kernel_ns,
 				       __u64 wall_ns, __u64 now, bool preempted)
 {
+	__u32 cpu = bpf_get_smp_processor_id();
 	struct runq_event *event;
+	void *ring;
 	__u64 flags;
 
 	if (rate_limit_ns) {
@@ -389,7 +402,8 @@ static __always_inline void emit_event(struct runq_counters *cnt, struct task_st
 		else if (bpf_map_update_elem(&last_event_ns, &cgroup_id, &now, BPF_ANY))
 			cnt->failed_updates++; /* the event still goes out */
 	}
-	event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+	ring = bpf_map_lookup_elem(&events, &cpu);
+	event = ring ? bpf_ringbuf_reserve(ring, sizeof(*event), 0) : NULL;
 	if (!event) {
 		cnt->dropped_ringbuf++;
 		return;
@@ -402,11 +416,11 @@ static __always_inline void emit_event(struct runq_counters *cnt, struct task_st
 	event->pid = waiter->pid;
 	event->tgid = waiter->tgid;
 	event->prev_pid = prev->pid;
-	event->cpu = bpf_get_smp_processor_id();
+	event->cpu = cpu;
 	event->preempted = preempted;
 	flags = BPF_RB_NO_WAKEUP;
 	if (!(cnt->events & wakeup_check_mask) &&
-	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+	    bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(event, flags);
 	cnt->events++;

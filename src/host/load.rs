@@ -2,6 +2,8 @@
 //! anything is attached: the steps between `open` and `attach` that every
 //! plugin (the run-queue probe included) goes through.
 
+use std::collections::HashMap;
+
 use libbpf_rs::MapCore as _;
 use libbpf_rs::MapFlags;
 use libbpf_rs::Object;
@@ -11,25 +13,29 @@ use crate::errors::HostError;
 use crate::host::config::GlobalPatch;
 use crate::host::config::HostConfig;
 use crate::host::config::MapEntry;
+use crate::host::cpu_rings;
+use crate::host::cpu_rings::CpuRings;
 use crate::host::object::is_internal;
 use crate::host::object::open_object;
 use crate::host::sections::classify_section;
 use crate::host::sections::Attach;
 use crate::sys::libbpf_log;
 
-/// Opens, configures and loads the object, and fills the maps named in
-/// `config.initial_entries` (nothing is attached yet).
-pub fn load(config: &HostConfig) -> Result<Object, HostError> {
+/// Opens, configures and loads the object, fills the maps named in
+/// `config.initial_entries` and puts each CPU's ring in the per-CPU streams
+/// (nothing is attached yet).
+pub fn load(config: &HostConfig) -> Result<(Object, CpuRings), HostError> {
     let mut open = open_object(&config.source)?;
     choose_programs(&mut open, config)?;
     apply_patches(&mut open, &config.patches)?;
-    resize_maps(&mut open, &config.max_entries)?;
+    let first_rings = resize_maps(&mut open, &config.max_entries)?;
     let what = config.source.describe();
     let object = open
         .load()
         .map_err(|err| libbpf_log::load_error(&err, &what))?;
     fill_maps(&object, &config.initial_entries)?;
-    Ok(object)
+    let rings = cpu_rings::fill(&object, first_rings)?;
+    Ok((object, rings))
 }
 
 /// Sets autoload from `config.programs` and checks every loaded program can
@@ -84,19 +90,32 @@ fn apply_patches(open: &mut OpenObject, patches: &[GlobalPatch]) -> Result<(), H
     Ok(())
 }
 
-/// Sets map capacities before load.
-fn resize_maps(open: &mut OpenObject, sizes: &[(String, u32)]) -> Result<(), HostError> {
-    for (name, entries) in sizes {
-        let mut map = open
-            .maps_mut()
-            .find(|m| m.name() == name.as_str())
-            .ok_or_else(|| {
-                HostError::Object(format!("max_entries: the object has no map {name:?}"))
-            })?;
-        map.set_max_entries(*entries)
-            .map_err(|err| HostError::Object(format!("sizing map {name:?} to {entries}: {err}")))?;
+/// Sets map capacities before load; for a per-CPU stream, the size given is
+/// each CPU ring's. Returns the first ring of every per-CPU stream.
+fn resize_maps(
+    open: &mut OpenObject,
+    sizes: &[(String, u32)],
+) -> Result<HashMap<String, cpu_rings::FirstRing>, HostError> {
+    for (name, _) in sizes {
+        if !open.maps().any(|m| m.name() == name.as_str()) {
+            return Err(HostError::Object(format!(
+                "max_entries: the object has no map {name:?}"
+            )));
+        }
     }
-    Ok(())
+    let mut ring_sizes = HashMap::new();
+    for mut map in open.maps_mut() {
+        let name = map.name().to_string_lossy().into_owned();
+        let wanted = sizes.iter().find(|(n, _)| *n == name).map(|(_, e)| *e);
+        if cpu_rings::is_cpu_rings(&map) {
+            ring_sizes.insert(name, cpu_rings::size(&mut map, wanted)?);
+        } else if let Some(entries) = wanted {
+            map.set_max_entries(entries).map_err(|err| {
+                HostError::Object(format!("sizing map {name:?} to {entries}: {err}"))
+            })?;
+        }
+    }
+    Ok(ring_sizes)
 }
 
 /// Writes `entries` into their maps of the loaded object.

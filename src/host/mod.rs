@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod btf_layout;
 pub mod config;
+pub mod cpu_rings;
 pub mod load;
 pub mod map_read;
 pub mod object;

@@ -22,6 +22,7 @@ use crate::errors::HostError;
 use crate::host::btf_layout::layout_of;
 use crate::host::btf_layout::Layout;
 use crate::host::config::ObjectSource;
+use crate::host::cpu_rings::is_cpu_rings;
 use crate::host::sections::classify_section;
 use crate::host::sections::Attach;
 use crate::sys::libbpf_log;
@@ -51,11 +52,14 @@ pub struct MapInfo {
     pub value: Option<Layout>,
     /// For a ring buffer: the layout of its records, when known.
     pub record: Option<Layout>,
+    /// An array of ring buffers, one per CPU (see `cpu_rings`): a stream
+    /// like one ring buffer.
+    pub cpu_rings: bool,
 }
 
 impl MapInfo {
     pub fn is_ring_buffer(&self) -> bool {
-        self.map_type == "ringbuf"
+        self.map_type == "ringbuf" || self.cpu_rings
     }
 }
 
@@ -154,7 +158,7 @@ pub fn inspect(
     let globals = globals(&btf, &section_images(&open));
     let rings = open
         .maps()
-        .filter(|m| m.map_type() == MapType::RingBuf)
+        .filter(|m| m.map_type() == MapType::RingBuf || is_cpu_rings(m))
         .map(|m| m.name().to_string_lossy().into_owned())
         .collect::<Vec<_>>();
     if let Some(unknown) = records.keys().find(|name| !rings.contains(name)) {
@@ -183,7 +187,8 @@ pub fn inspect(
             )
         };
         let map_type = map.map_type();
-        let record = if map_type == MapType::RingBuf {
+        let cpu_rings = is_cpu_rings(&map);
+        let record = if map_type == MapType::RingBuf || cpu_rings {
             record_layout(&btf, &name, records.get(&name), rings.len() == 1)?
         } else {
             None
@@ -201,6 +206,7 @@ pub fn inspect(
                 .then(|| layout_of(&btf, value_id.into()))
                 .flatten(),
             record,
+            cpu_rings,
             name,
         });
     }

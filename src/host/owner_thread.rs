@@ -25,6 +25,7 @@ use crate::host::attach::attach_all;
 use crate::host::attach::Attachments;
 use crate::host::config::HostConfig;
 use crate::host::config::RingSpec;
+use crate::host::cpu_rings::CpuRings;
 use crate::host::load::load;
 use crate::host::object::is_internal;
 use crate::host::sections::classify_section;
@@ -36,6 +37,7 @@ use crate::stream::batch::RawRecords;
 use crate::stream::ring_reader::CountingSink;
 use crate::stream::ring_reader::RecordSink;
 use crate::stream::ring_reader::RingReader;
+use crate::stream::ring_reader::Stream;
 
 /// How long stop() waits for the kernel to free the programs (it takes tens of
 /// milliseconds; the bound only keeps a wedged kernel from hanging Python).
@@ -105,9 +107,11 @@ fn handles(object: &Object) -> Result<Handles, HostError> {
     })
 }
 
-/// One reader over every ring to drain, each into its own batcher.
+/// One reader over every stream to drain, each into its own batcher: a
+/// stream is one ring buffer, or one per CPU (`cpu_rings`).
 fn ring_reader(
     maps: &HashMap<String, MapHandle>,
+    cpu_rings: &CpuRings,
     config: &HostConfig,
     senders: Vec<RingSender>,
 ) -> Result<Option<RingReader>, HostError> {
@@ -115,31 +119,38 @@ fn ring_reader(
         return Ok(None);
     };
     let errors = Arc::clone(&first.stats);
-    let mut rings: Vec<(&dyn libbpf_rs::MapCore, Box<dyn RecordSink>)> = Vec::new();
+    let mut streams = Vec::new();
     for ring in senders {
-        let map = maps.get(&ring.spec.map).ok_or_else(|| {
-            HostError::Object(format!(
-                "the object has no ring buffer named {:?}",
-                ring.spec.map
-            ))
-        })?;
+        let rings: Vec<&dyn libbpf_rs::MapCore> = match cpu_rings.get(&ring.spec.map) {
+            Some(per_cpu) => per_cpu
+                .iter()
+                .map(|r| r as &dyn libbpf_rs::MapCore)
+                .collect(),
+            None => vec![maps.get(&ring.spec.map).ok_or_else(|| {
+                HostError::Object(format!(
+                    "the object has no ring buffer named {:?}",
+                    ring.spec.map
+                ))
+            })?],
+        };
         let sink: Box<dyn RecordSink> = match ring.spec.record_size {
             Some(size) => Box::new(Batcher::new(config.policy, size, ring.sender, ring.stats)),
             None => Box::new(CountingSink(ring.stats)),
         };
-        rings.push((map, sink));
+        streams.push(Stream { rings, sink });
     }
-    RingReader::open(rings, errors, MAX_POLL.min(config.policy.max_age)).map(Some)
+    RingReader::open(streams, errors, MAX_POLL.min(config.policy.max_age)).map(Some)
 }
 
 /// Hands out handles, opens the ring reader and attaches the programs.
 fn connect(
     object: &Object,
+    cpu_rings: &CpuRings,
     config: &HostConfig,
     senders: Vec<RingSender>,
 ) -> Result<(Attachments, Option<RingReader>, Handles), HostError> {
     let handles = handles(object)?;
-    let reader = ring_reader(&handles.maps, config, senders)?;
+    let reader = ring_reader(&handles.maps, cpu_rings, config, senders)?;
     let attachments = attach_all(object, config.perf_hz)?;
     Ok((attachments, reader, handles))
 }
@@ -152,15 +163,16 @@ pub fn own_object(
     ready: &Sender<Ready>,
     stop: &Receiver<()>,
 ) {
-    let object = match load(config) {
-        Ok(object) => object,
+    // The rings outlive the reader (dropped after it, at the end).
+    let (object, cpu_rings) = match load(config) {
+        Ok(loaded) => loaded,
         Err(err) => {
             let _ = ready.send(Err(err));
             return;
         }
     };
     let program_ids = unload::loaded_program_ids(&object);
-    let (attachments, reader, handles) = match connect(&object, config, senders) {
+    let (attachments, reader, handles) = match connect(&object, &cpu_rings, config, senders) {
         Ok(parts) => parts,
         Err(err) => {
             // Some programs may have attached before the failure: they are

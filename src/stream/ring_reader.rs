@@ -1,6 +1,6 @@
 //! Reading BPF ring buffers into batches: one reader polls all the rings of a
-//! loaded object, and each ring's records go to its own batcher (and so its
-//! own channel to Python).
+//! loaded object, and each stream's records (one ring's, or those of one
+//! ring per CPU) go to its own batcher (and so its own channel to Python).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -56,6 +56,13 @@ impl RecordSink for CountingSink {
 
 type SharedSink = Rc<RefCell<Box<dyn RecordSink>>>;
 
+/// One stream: its ring buffers (one, or one per CPU) and where their
+/// records go.
+pub struct Stream<'a> {
+    pub rings: Vec<&'a dyn MapCore>,
+    pub sink: Box<dyn RecordSink>,
+}
+
 /// The reading end of one or more ring buffers.
 pub struct RingReader {
     ring: RingBuffer<'static>,
@@ -66,27 +73,31 @@ pub struct RingReader {
 }
 
 impl RingReader {
-    /// Reads each map into its sink; waits at most `poll` per drain.
+    /// Reads each stream's maps into its sink; waits at most `poll` per drain.
     pub fn open(
-        rings: Vec<(&dyn MapCore, Box<dyn RecordSink>)>,
+        streams: Vec<Stream<'_>>,
         errors: Arc<DrainStats>,
         poll: Duration,
     ) -> Result<Self, HostError> {
         let mut builder = RingBufferBuilder::new();
-        let mut sinks = Vec::with_capacity(rings.len());
-        for (map, sink) in rings {
+        let mut sinks = Vec::with_capacity(streams.len());
+        for Stream { rings, sink } in streams {
             let sink: SharedSink = Rc::new(RefCell::new(sink));
-            let callback_sink = Rc::clone(&sink);
-            builder
-                .add(map, move |record: &[u8]| {
-                    // Called from C, so it must not panic: sinks never do, and
-                    // none is borrowed while libbpf runs callbacks.
-                    if let Ok(mut sink) = callback_sink.try_borrow_mut() {
-                        sink.push_record(record);
-                    }
-                    0
-                })
-                .map_err(|err| HostError::RingBuffer(format!("reading a ring buffer: {err}")))?;
+            for map in rings {
+                let callback_sink = Rc::clone(&sink);
+                builder
+                    .add(map, move |record: &[u8]| {
+                        // Called from C, so it must not panic: sinks never do,
+                        // and none is borrowed while libbpf runs callbacks.
+                        if let Ok(mut sink) = callback_sink.try_borrow_mut() {
+                            sink.push_record(record);
+                        }
+                        0
+                    })
+                    .map_err(|err| {
+                        HostError::RingBuffer(format!("reading a ring buffer: {err}"))
+                    })?;
+            }
             sinks.push(sink);
         }
         let ring = builder

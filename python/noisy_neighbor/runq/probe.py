@@ -19,6 +19,7 @@ from .._native import runq_plan
 from ..checks import check_int
 from ..errors import CgroupNotFoundError, ProbeStateError
 from ..host.batches import EventBatch
+from ..host.cpu_rings import possible_cpus, ring_bytes_per_cpu
 from ..host.lifecycle import Lifecycle
 from ..host.plugin import MAX_BATCH_EVENTS, MAX_PENDING_BATCHES, Plugin
 from ..names.cgroupfs import CgroupTree
@@ -77,8 +78,10 @@ class RunqProbe(Lifecycle):
             loses nothing (``stats()["shared_updates"]`` counts them).
         stream: also stream one event per wait (see :meth:`batches`); the
             histograms keep counting every wait either way.
-        ring_buffer_bytes: size of the kernel's event ring buffer (a power of
-            two from 4096 to 2**30). Records that find it full are counted in
+        ring_buffer_bytes: size of the kernel's event ring buffers (a power of
+            two from 4096 to 2**30), split evenly between the rings, one per
+            possible CPU (each a power of two, at least 4096 bytes). Records
+            that find their CPU's ring full are counted in
             ``stats()["dropped_ringbuf"]``.
         batch_events, batch_ms: a batch is shipped to Python when it holds
             ``batch_events`` events or its first event is ``batch_ms`` old.
@@ -130,6 +133,8 @@ class RunqProbe(Lifecycle):
             "pending_batches", pending_batches, 1, MAX_PENDING_BATCHES
         )
         self._ring_buffer_bytes = ring_buffer_bytes
+        #: Each CPU's ring (the stream has one ring per possible CPU).
+        self._cpu_ring_bytes = ring_bytes_per_cpu(ring_buffer_bytes, possible_cpus())
         self._rate_limit_ns = rate_limit_ns or 0
         if isinstance(cgroups, (str, bytes)):
             raise TypeError(
@@ -175,7 +180,7 @@ class RunqProbe(Lifecycle):
             "cgroup_filter": max(1, len(cgroup_ids or ())),
         }
         if self.stream:
-            max_entries[wire.EVENTS_RING] = self._ring_buffer_bytes
+            max_entries[wire.EVENTS_RING] = self._cpu_ring_bytes
         plugin = Plugin(
             wire.OBJECT,
             name=wire.OBJECT_NAME,
@@ -186,10 +191,10 @@ class RunqProbe(Lifecycle):
             filter_cgroups=cgroup_ids is not None,
             stream_events=self.stream,
             rate_limit_ns=self._rate_limit_ns,
-            # Wake the reader once a quarter of the ring holds unread data:
+            # Wake the reader once a quarter of a ring holds unread data:
             # early enough that a burst never fills it between two polls.
-            wakeup_bytes=self._ring_buffer_bytes // 4,
-            wakeup_check_mask=wakeup_check_mask(self._ring_buffer_bytes),
+            wakeup_bytes=self._cpu_ring_bytes // 4,
+            wakeup_check_mask=wakeup_check_mask(self._cpu_ring_bytes),
             attribute_waits=self.attribution,
             use_rcu_kfuncs=plan.rcu_kfuncs,
             system_slice_id=system_slice_id,
