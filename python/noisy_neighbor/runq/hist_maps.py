@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import fine_buckets
 from ..host.maps import MapView
 
 __all__ = ["CPU_MAP", "HIST_MAPS", "SHARED_MAP", "HistReading"]
@@ -33,7 +34,8 @@ _SUMMED = ("buckets", "count", "total_ns", "wall_ns")
 @dataclass
 class HistReading:
     """One reading of both maps: ``rows`` is each cgroup's merged
-    ``struct runq_hist`` (as numpy values by field), ``views`` the raw maps."""
+    ``struct runq_hist`` (as numpy values by field, plus ``slots``, its log2
+    table), ``views`` the raw maps."""
 
     rows: dict[int, dict[str, Any]]
     views: dict[str, MapView]
@@ -67,6 +69,8 @@ def _merge(views: dict[str, MapView]) -> dict[int, dict[str, Any]]:
     merged: dict[str, Any] = {
         name: np.add.reduceat(values[name][order], starts, axis=0) for name in _SUMMED
     }
+    # The log2 table of every cgroup at once: one numpy call, not one each.
+    merged["slots"] = fine_buckets.log2_slots(merged["buckets"])
     merged["max_ns"] = np.maximum.reduceat(values["max_ns"][order], starts)
     merged["last_ns"] = values["last_ns"][order][ends]
     merged["comm"] = values["comm"][order][ends]

@@ -269,9 +269,10 @@ class RunqProbe(Lifecycle):
         path is ``path`` (None: removed)."""
         assert self._tree is not None and self._resolver is not None
         cgroup_name = str(row["cgroup_name"])
-        return CgroupHistogram.from_buckets(
+        return CgroupHistogram(
             cgroup_id,
-            np.asarray(row["buckets"]),
+            slots=row["slots"],
+            buckets=row["buckets"],
             count=int(row["count"]),
             total_ns=int(row["total_ns"]),
             wall_ns=int(row["wall_ns"]),
