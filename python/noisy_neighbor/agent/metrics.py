@@ -7,12 +7,13 @@ where known, ``service``, ``container``, ``container_id``, ``pod`` and
 ``namespace``: the join keys of cAdvisor and kube-state-metrics. Never a pid
 or a command: they would make a new series for every process.
 
-The latency histogram's buckets are the kernel's own log2 buckets: bucket
-``i`` counts waits of at most ``2**(i+1) - 1`` ns, so that is its ``le``, and
-each cumulative count is exact. The first bucket shown gathers every wait
-under about a microsecond (the kernel's clock cannot tell them apart, see
-"How a wait is measured" in the README), the last bound is about 34 s;
-``+Inf`` holds the rest.
+The latency histogram counts wall-clock waits in the log2 table, summed
+exactly from the kernel's fine buckets: bucket ``i`` counts waits of at most
+``2**(i+1) - 1`` ns, so that is its ``le``, and each cumulative count is
+exact. The first bucket shown gathers every wait under about a microsecond,
+the last bound is about 34 s; ``+Inf`` holds the rest. Its ``_sum`` is the
+wall-clock sum; ``noisy_neighbor_runqueue_wait_seconds_total`` is the
+kernel's own account (schedstat's run_delay).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def families(ledger: Ledger, throttled: Callable[[str], int | None] | None = Non
     latency = Family(
         "noisy_neighbor_runqueue_latency_seconds",
         "histogram",
-        "Run-queue waits by length, in the kernel's log2 buckets.",
+        "Run-queue waits by length (wall clock), in log2 buckets summed from the kernel's.",
         unit="seconds",
     )
     culprit = Family(
