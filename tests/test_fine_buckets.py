@@ -128,7 +128,7 @@ def test_percentiles_are_within_half_a_bucket(q: float) -> None:
 
 def test_percentile_of_nothing_is_nan_and_bad_q_raises() -> None:
     assert math.isnan(fb.percentile(np.zeros(fb.BUCKETS), 50))
-    with pytest.raises(ValueError, match="0-100"):
+    with pytest.raises(ValueError, match="between 0 and 100"):
         fb.percentile(np.ones(fb.BUCKETS), 101)
 
 

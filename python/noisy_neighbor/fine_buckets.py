@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .log2 import ranked_bucket
+
 __all__ = [
     "BUCKETS",
     "BUCKETS_PER_POWER",
@@ -141,14 +143,10 @@ def percentile(buckets: np.ndarray, q: float, max_ns: int | None = None) -> floa
     power-of-two buckets), never above ``max_ns``. So it is within half a
     bucket, ``2**(1/16) - 1`` (4.4%), of the exact percentile of the same
     waits. NaN when the buckets are empty."""
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile must be within 0-100, got {q}")
-    b = np.asarray(buckets, dtype=np.float64)
-    total = b.sum()
-    if total == 0:
+    ranked = ranked_bucket(buckets, q)
+    if ranked is None:
         return float("nan")
-    rank = max(q / 100 * total, 1e-9)
-    i = min(int(np.searchsorted(np.cumsum(b), rank)), len(b) - 1)
+    i, _ = ranked
     value = float(np.sqrt(_LOWER[i] * _UPPER[i]))
     return value if max_ns is None else min(value, float(max_ns))
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from .units import UNITS
 
-__all__ = ["bucket_bounds_ns", "log2_percentile", "render_log2_hist"]
+__all__ = ["bucket_bounds_ns", "log2_percentile", "ranked_bucket", "render_log2_hist"]
 
 _BAR_WIDTH = 40
 
@@ -20,6 +20,24 @@ def bucket_bounds_ns(slot: int) -> tuple[int, int]:
     if slot == 0:
         return 0, 1
     return 1 << slot, (1 << (slot + 1)) - 1
+
+
+def ranked_bucket(counts: np.ndarray, q: float) -> tuple[int, float] | None:
+    """The bucket of a histogram that holds its q-th percentile (0-100), and
+    how far into that bucket's count the rank falls (0 to 1); None when the
+    histogram is empty. Raises ValueError for q outside 0-100."""
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile must be between 0 and 100, got {q}")
+    c = np.asarray(counts, dtype=np.float64)
+    total = c.sum()
+    if total == 0:
+        return None
+    rank = q / 100.0 * total
+    cumulative = np.cumsum(c)
+    i = min(int(np.searchsorted(cumulative, rank, side="left")), len(c) - 1)
+    while c[i] == 0:  # rank 0 lands before the first non-empty bucket
+        i += 1
+    return i, float((rank - (cumulative[i] - c[i])) / c[i])
 
 
 def log2_percentile(slots: np.ndarray, q: float, max_ns: int | None = None) -> float:
@@ -32,20 +50,10 @@ def log2_percentile(slots: np.ndarray, q: float, max_ns: int | None = None) -> f
     true value (both lie in one octave). When ``max_ns`` is known it caps the
     estimate, which makes the top bucket exact at q=100.
     """
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile must be between 0 and 100, got {q}")
-    counts = np.asarray(slots, dtype=np.float64)
-    total = counts.sum()
-    if total == 0:
+    ranked = ranked_bucket(slots, q)
+    if ranked is None:
         return float("nan")
-    rank = q / 100.0 * total
-    cumulative = np.cumsum(counts)
-    slot = int(np.searchsorted(cumulative, rank, side="left"))
-    slot = min(slot, len(counts) - 1)
-    while counts[slot] == 0:  # rank 0 lands before the first non-empty bucket
-        slot += 1
-    below = cumulative[slot] - counts[slot]
-    fraction = (rank - below) / counts[slot]
+    slot, fraction = ranked
     low, high = bucket_bounds_ns(slot)
     estimate = low + fraction * (high - low)
     if max_ns is not None:

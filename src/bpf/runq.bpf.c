@@ -70,21 +70,16 @@ const volatile bool use_rcu_kfuncs = true;
  * one per cgroup per CPU it waited on. Allocated as used (NO_PREALLOC): an
  * entry takes 4 KiB, so memory follows the cgroups and CPUs that
  * actually wait, and the host sizes both maps. */
-struct {
+struct runq_hist_map {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, RUNQ_DEFAULT_MAX_CGROUPS);
 	__type(key, struct runq_hist_key);
 	__type(value, struct runq_hist);
-} runq_hists SEC(".maps");
+};
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, RUNQ_DEFAULT_MAX_CGROUPS);
-	__type(key, struct runq_hist_key);
-	__type(value, struct runq_hist);
-} runq_cpu_hists SEC(".maps");
+struct runq_hist_map runq_hists SEC(".maps");
+struct runq_hist_map runq_cpu_hists SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -484,7 +479,7 @@ static __always_inline void switch_sched_info(struct task_struct *prev, struct t
 	__u64 last_queued, run_delay, here_ns, migrated_ns = 0, queued_lag = 0, now, ktime, lag;
 	__s64 wall_ns;
 	struct task_wait *state;
-	bool preempted = false;
+	bool preempted = false, prev_runnable;
 
 	cpu_counters()->switches++;
 	if (!rq)
@@ -492,11 +487,12 @@ static __always_inline void switch_sched_info(struct task_struct *prev, struct t
 	now = rq->clock;
 	ktime = bpf_ktime_get_ns();
 	lag = clock_lag(ktime, now);
-	if (get_task_state(prev) == TASK_RUNNING && prev->pid) {
+	prev_runnable = prev->pid && get_task_state(prev) == TASK_RUNNING;
+	if (attribute_waits)
+		note_switch(cpu_counters(), prev, next, prev_runnable, now);
+	if (prev_runnable) {
 		/* prev goes back on the run queue, stamped by the kernel with this
 		 * clock: remember how far it lags, to take it off that wait. */
-		if (attribute_waits)
-			note_switch(cpu_counters(), prev, next, true, now);
 		state = bpf_task_storage_get(&task_waits, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		if (state) {
 			state->queued_lag_ns = lag;
@@ -504,8 +500,6 @@ static __always_inline void switch_sched_info(struct task_struct *prev, struct t
 		} else {
 			cpu_counters()->failed_task_storage++;
 		}
-	} else if (attribute_waits) {
-		note_switch(cpu_counters(), prev, next, false, now);
 	}
 	/* Not queued (e.g. the idle task): the kernel counts no wait either. */
 	last_queued = next->sched_info.last_queued;
