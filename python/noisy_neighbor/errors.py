@@ -19,6 +19,7 @@ __all__ = [
     "ProbeLoadError",
     "ProbeStateError",
     "RingBufferError",
+    "ScriptError",
     "UnsupportedSectionError",
 ]
 
@@ -88,3 +89,13 @@ class ClangNotFoundError(NoisyNeighborError, FileNotFoundError):
 
 class PluginCompileError(NoisyNeighborError):
     """clang rejected a plugin's C source; the message holds its diagnostics."""
+
+
+class ScriptError(NoisyNeighborError, ValueError):
+    """A bpftrace-language script is wrong: each of ``diagnostics`` says
+    where (file, line, column, with the line and a caret) and what, as
+    bpftrace says it."""
+
+    def __init__(self, diagnostics: list) -> None:  # list[Diagnostic]
+        self.diagnostics = list(diagnostics)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
