@@ -87,6 +87,10 @@ class Param(Expr):
 
     index: int
 
+    @property
+    def text(self) -> str:
+        return "$#" if self.index == -1 else f"${self.index}"
+
 
 @dataclass(eq=False)
 class Var(Expr):

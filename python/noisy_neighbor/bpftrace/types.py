@@ -84,7 +84,8 @@ class SizedType:
     an array's element, ``count`` an array's length or a stack's depth,
     ``fields`` a tuple's elements, ``struct`` a record's (or a pointer's
     target record's) C name such as ``struct task_struct``. ``params`` holds
-    an lhist's (min, max, step) and a timestamp's format id."""
+    an lhist's (min, max, step) and a timestamp's format id. Types compare
+    equal when all of this is equal."""
 
     kind: Kind
     size: int = 0
@@ -94,6 +95,9 @@ class SizedType:
     fields: tuple[SizedType, ...] = ()
     struct: str = ""
     params: tuple[int, ...] = field(default=())
+    #: A pointer into user memory (syscall and uprobe arguments): read with
+    #: the user-space probe helpers.
+    user: bool = False
 
     # -- predicates ------------------------------------------------------------
 

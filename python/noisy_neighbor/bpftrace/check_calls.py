@@ -1,0 +1,416 @@
+"""Typing calls: the aggregations (``count()``, ``hist(n)``...), the
+functions that act in user space (``printf``, ``print``, ``exit``...), and
+those that compute a value (``str``, ``ksym``, ``ntop``...)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from . import ast
+from .builtins import DEFAULT_STACK_DEPTH
+from .program_info import Site
+from .types import DEFAULT_STRLEN, Kind, SizedType, int_type, none_type
+
+if TYPE_CHECKING:
+    from .check import Checker
+
+__all__ = ["CallChecker"]
+
+_AGGREGATIONS = {
+    "count": (Kind.COUNT, 0),
+    "sum": (Kind.SUM, 1),
+    "avg": (Kind.AVG, 1),
+    "min": (Kind.MIN, 1),
+    "max": (Kind.MAX, 1),
+    "stats": (Kind.STATS, 1),
+    "hist": (Kind.HIST, 1),
+    "lhist": (Kind.LHIST, 4),
+}
+#: Calls that only make sense as statements (their value is none).
+_STATEMENTS = {"printf", "print", "clear", "zero", "delete", "exit", "time", "join", "system",
+               "cat", "signal", "override", "unwatch"}  # fmt: skip
+_UNSAFE = {"system", "signal", "override"}
+#: Strings of join(): at most this many arguments (bpftrace's default).
+JOIN_ARGS = 16
+#: Frames kept by kstack(n)/ustack(n) at most.
+MAX_STACK_DEPTH = 1024
+
+
+def _plural(n: int) -> str:
+    return "argument" if n == 1 else "arguments"
+
+
+class CallChecker:
+    def call(self: Checker, e: ast.Call, statement: bool) -> SizedType:
+        name = e.name
+        if name in _AGGREGATIONS:
+            return self.aggregation(e)
+        if name in _STATEMENTS and not statement and name not in ("print",):
+            raise self.error(
+                e.loc, f"{name}() should not be used in an assignment or as a map key"
+            )
+        if name in _UNSAFE and not self.info.unsafe:
+            raise self.error(e.loc, f"{name}() is an unsafe function being used in safe mode")
+        handler = getattr(self, f"call_{name}", None)
+        if handler is None:
+            raise self.error(e.loc, f"Unknown function: {name}")
+        return handler(e)
+
+    def nargs(self: Checker, e: ast.Call, low: int, high: int | None = None) -> None:
+        high = low if high is None else high
+        n = len(e.args)
+        if low <= n <= high:
+            return
+        if low == high:
+            raise self.error(e.loc, f"{e.name}() requires {low} {_plural(low)} ({n} provided)")
+        if n < low:
+            raise self.error(
+                e.loc, f"{e.name}() requires at least {low} {_plural(low)} ({n} provided)"
+            )
+        raise self.error(e.loc, f"{e.name}() takes up to {high} {_plural(high)} ({n} provided)")
+
+    def int_arg(self: Checker, e: ast.Call, i: int) -> SizedType:
+        ty = self.expr(e.args[i])
+        if not ty.is_integer_like:
+            raise self.error(
+                e.args[i].loc,
+                f"{e.name}() only supports integer arguments ({ty.name} provided)",
+            )
+        return ty
+
+    def string_literal(self: Checker, e: ast.Call, i: int, what: str = "first") -> str:
+        arg = e.args[i]
+        self.expr(arg)
+        if isinstance(arg, ast.Str):
+            return arg.value
+        if isinstance(arg, ast.Param) and 0 < arg.index <= len(self.info.params):
+            return self.info.params[arg.index - 1]
+        raise self.error(arg.loc, f"{e.name}() expects a string literal as the {what} argument")
+
+    def site(self: Checker, e: ast.Call, kind: str, **fields) -> Site:
+        """The call's site, made once however many probes share the call."""
+        sites = self.__dict__.setdefault("_sites_by_node", {})
+        site = sites.get(id(e))
+        if site is None or site not in self.info.sites:
+            site = Site(len(self.info.sites) + 1, kind, e.loc, **fields)
+            sites[id(e)] = site
+            self.info.sites.append(site)
+        return site
+
+    # -- aggregations ------------------------------------------------------------------
+
+    def aggregation(self: Checker, e: ast.Call) -> SizedType:
+        kind, count = _AGGREGATIONS[e.name]
+        self.nargs(e, count)
+        signed = True
+        if count:
+            signed = self.int_arg(e, 0).signed
+        params: tuple[int, ...] = ()
+        if kind is Kind.LHIST:
+            low, high, step = (self.constant_int(e.args[i], "lhist()") for i in (1, 2, 3))
+            if step <= 0:
+                raise self.error(e.args[3].loc, "lhist() step must be >= 1")
+            if low < 0:
+                raise self.error(e.args[1].loc, "lhist() min must be non-negative")
+            if high <= low:
+                raise self.error(e.args[2].loc, "lhist() max must be greater than min")
+            if (high - low) // step > 1000:
+                raise self.error(
+                    e.loc, "lhist() too many buckets, must be <= 1000 (max-min)/step"
+                )
+            params = (low, high, step)
+        return SizedType(kind, 8, signed, params=params)
+
+    # -- user-space actions ----------------------------------------------------------------
+
+    def call_printf(self: Checker, e: ast.Call) -> SizedType:
+        return self.formatted(e, "printf")
+
+    def call_system(self: Checker, e: ast.Call) -> SizedType:
+        return self.formatted(e, "system")
+
+    def call_cat(self: Checker, e: ast.Call) -> SizedType:
+        return self.formatted(e, "cat")
+
+    def formatted(self: Checker, e: ast.Call, kind: str) -> SizedType:
+        if not e.args:
+            raise self.error(e.loc, f"{kind}() requires at least 1 argument (0 provided)")
+        fmt = self.string_literal(e, 0)
+        types = [self.printable(arg) for arg in e.args[1:]]
+        self.check_format(e, kind, fmt, types)
+        site = self.site(e, kind, text=fmt)
+        site.arg_types = self.merge_types(site.arg_types, types)
+        site.arg_names = [_column_name(arg, i) for i, arg in enumerate(e.args[1:])]
+        return none_type()
+
+    def printable(self: Checker, arg: ast.Expr) -> SizedType:
+        ty = self.expr(arg)
+        if ty.is_aggregation and isinstance(arg, ast.Map):
+            raise self.error(arg.loc, f"Map {arg.name} holding {ty.name} cannot be printed here")
+        if ty.kind is Kind.NONE:
+            raise self.error(arg.loc, "Value of type none cannot be printed")
+        if ty.kind is Kind.CTX or ty.kind is Kind.RECORD:
+            raise self.error(arg.loc, f"Value of type {ty.name} cannot be printed")
+        return ty
+
+    def merge_types(
+        self: Checker, old: list[SizedType], new: list[SizedType]
+    ) -> list[SizedType]:
+        """A site's argument types over every probe that shares it: strings
+        as long as the longest."""
+        if not old:
+            return new
+        merged = []
+        for a, b in zip(old, new, strict=True):
+            if a.kind is Kind.STRING and b.kind is Kind.STRING:
+                merged.append(a if a.size >= b.size else b)
+            else:
+                merged.append(a)
+        return merged
+
+    def check_format(self: Checker, e: ast.Call, kind: str, fmt: str, types: list[SizedType]) -> None:
+        from .printf import check_format
+
+        problem = check_format(kind, fmt, types)
+        if problem:
+            raise self.error(e.loc, problem)
+
+    def call_print(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 1, 3)
+        target = e.args[0]
+        if isinstance(target, ast.Map) and not target.keys:
+            info = self.map_info(target)
+            numbers = tuple(self.constant_int(arg, "print()") for arg in e.args[1:])
+            self.site(e, "print_map", map=info.name, numbers=numbers)
+            return none_type()
+        if len(e.args) > 1:
+            raise self.error(e.loc, "Non-map print() only takes 1 argument")
+        ty = self.printable(target)
+        site = self.site(e, "print_value")
+        site.arg_types = self.merge_types(site.arg_types, [ty])
+        site.arg_names = [_column_name(target, 0)]
+        return none_type()
+
+    def whole_map(self: Checker, e: ast.Call) -> None:
+        self.nargs(e, 1)
+        target = e.args[0]
+        if not isinstance(target, ast.Map) or target.keys:
+            raise self.error(e.loc, f"{e.name}() expects a map to be provided")
+        info = self.map_info(target)
+        self.site(e, e.name, map=info.name)
+
+    def call_clear(self: Checker, e: ast.Call) -> SizedType:
+        self.whole_map(e)
+        return none_type()
+
+    def call_zero(self: Checker, e: ast.Call) -> SizedType:
+        self.whole_map(e)
+        return none_type()
+
+    def call_delete(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 1)
+        target = e.args[0]
+        if not isinstance(target, ast.Map):
+            raise self.error(e.loc, "delete() expects a map to be provided")
+        self.map_info(target)
+        return none_type()
+
+    def call_exit(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 0)
+        self.site(e, "exit")
+        return none_type()
+
+    def call_time(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 0, 1)
+        fmt = self.string_literal(e, 0) if e.args else "%H:%M:%S\n"
+        self.site(e, "time", text=fmt)
+        return none_type()
+
+    def call_join(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 1, 2)
+        ty = self.expr(e.args[0])
+        if not ty.is_integer_like:
+            raise self.error(e.args[0].loc, f"join() only supports int or pointer arguments ({ty.name} provided)")
+        delim = self.string_literal(e, 1, "second") if len(e.args) == 2 else " "
+        self.site(e, "join", text=delim, numbers=(JOIN_ARGS, DEFAULT_STRLEN), arg_types=[ty])
+        return none_type()
+
+    def call_signal(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 1)
+        arg = e.args[0]
+        if isinstance(arg, ast.Str):
+            import signal as signals
+
+            name = arg.value if arg.value.startswith("SIG") else f"SIG{arg.value}"
+            if not hasattr(signals, name):
+                raise self.error(arg.loc, f"{arg.value} is not a valid signal")
+            arg.type = int_type()
+            e.args[0] = ast.Int(arg.loc, int(getattr(signals, name)))
+        self.int_arg(e, 0)
+        return none_type()
+
+    # -- values -------------------------------------------------------------------------
+
+    def call_str(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 1, 2)
+        first = e.args[0]
+        if isinstance(first, ast.Param) and first.index > 0:
+            # str($1): the parameter's text, whatever it is
+            params = self.info.params
+            text = params[first.index - 1] if first.index <= len(params) else ""
+            e.args[0] = ast.Str(first.loc, text)
+            return self.expr(e.args[0])
+        ty = self.expr(first)
+        if not ty.is_integer_like and ty.kind is not Kind.ARRAY:
+            raise self.error(
+                e.loc,
+                f"str() expects an integer or a pointer type as first argument ({ty.name} provided)",
+            )
+        size = DEFAULT_STRLEN
+        if len(e.args) == 2:
+            if isinstance(e.args[1], ast.Int) or isinstance(e.args[1], ast.Param):
+                size = min(self.constant_int(e.args[1], "str()") + 1, DEFAULT_STRLEN)
+            else:
+                self.int_arg(e, 1)
+        return SizedType(Kind.STRING, size)
+
+    def call_buf(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 1, 2)
+        ty = self.expr(e.args[0])
+        if len(e.args) == 2:
+            self.int_arg(e, 1)
+            length = self.constant_int(e.args[1], "buf()") if isinstance(e.args[1], ast.Int) else DEFAULT_STRLEN
+        elif ty.kind is Kind.ARRAY:
+            length = ty.size
+        elif ty.kind is Kind.STRING:
+            length = ty.size
+        else:
+            raise self.error(e.loc, "buf() expects a length argument for non-array type")
+        return SizedType(Kind.BUFFER, min(length, DEFAULT_STRLEN))
+
+    def call_ksym(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 1)
+        self.int_arg(e, 0)
+        return SizedType(Kind.KSYM, 8)
+
+    def call_usym(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 1)
+        self.int_arg(e, 0)
+        return SizedType(Kind.USYM, 16)
+
+    def call_kaddr(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 1)
+        name = self.string_literal(e, 0)
+        address = self.kernel.kaddr(name)
+        if address is None:
+            raise self.error(e.loc, f"Failed to resolve kernel symbol: {name}")
+        self.constants[id(e)] = address
+        return int_type(8, False)
+
+    def call_cgroupid(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 1)
+        path = self.string_literal(e, 0)
+        try:
+            self.constants[id(e)] = os.stat(path).st_ino
+        except OSError as err:
+            raise self.error(e.loc, f"cgroupid(): cannot stat {path}: {err.strerror}") from None
+        return int_type(8, False)
+
+    def call_ntop(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 1, 2)
+        for i, arg in enumerate(e.args):
+            ty = self.expr(arg)
+            last = i == len(e.args) - 1
+            if not (ty.is_integer_like or (last and ty.kind in (Kind.ARRAY, Kind.STRING))):
+                raise self.error(arg.loc, f"ntop() expects an integer or array argument, got {ty.name}")
+        return SizedType(Kind.INET, 24)
+
+    def call_strncmp(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 3)
+        for i in (0, 1):
+            ty = self.expr(e.args[i])
+            if ty.kind is not Kind.STRING:
+                raise self.error(e.args[i].loc, f"strncmp() expects a string argument ({ty.name} provided)")
+        self.constant_int(e.args[2], "strncmp()")
+        return int_type(8, False)
+
+    def call_strftime(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 2)
+        fmt = self.string_literal(e, 0)
+        self.int_arg(e, 1)
+        formats = self.info.strftime_formats
+        if fmt not in formats:
+            formats.append(fmt)
+        return SizedType(Kind.TIMESTAMP, 8, params=(formats.index(fmt),))
+
+    def call_kstack(self: Checker, e: ast.Call) -> SizedType:
+        return self.stack(e, user=False)
+
+    def call_ustack(self: Checker, e: ast.Call) -> SizedType:
+        return self.stack(e, user=True)
+
+    def stack(self: Checker, e: ast.Call, user: bool) -> SizedType:
+        self.nargs(e, 0, 2)
+        depth, mode = DEFAULT_STACK_DEPTH, 0
+        for arg in e.args:
+            if isinstance(arg, ast.Builtin) and arg.name in ("bpftrace", "perf", "raw"):
+                mode = ("bpftrace", "perf", "raw").index(arg.name)
+                arg.type = int_type()
+            else:
+                depth = self.constant_int(arg, e.name)
+                if not 1 <= depth <= MAX_STACK_DEPTH:
+                    raise self.error(arg.loc, f"{e.name}() depth must be between 1 and {MAX_STACK_DEPTH}")
+        self.info.stacks.add((user, depth))
+        return SizedType(Kind.USTACK if user else Kind.KSTACK, 8, count=depth, params=(mode,))
+
+    def call_bswap(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 1)
+        ty = self.expr(e.args[0])
+        if ty.kind is not Kind.INT:
+            raise self.error(e.loc, f"bswap() only supports integer arguments ({ty.name} provided)")
+        return ty
+
+    def call_macaddr(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 1)
+        ty = self.expr(e.args[0])
+        if not (ty.is_integer_like or ty.kind is Kind.ARRAY):
+            raise self.error(e.loc, f"macaddr() expects an array or pointer argument ({ty.name} provided)")
+        return SizedType(Kind.MAC, 6)
+
+    def call_cgroup_path(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 1, 2)
+        self.int_arg(e, 0)
+        return SizedType(Kind.CGROUP_PATH, 8)
+
+    def call_strerror(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 1)
+        self.int_arg(e, 0)
+        return SizedType(Kind.STRERROR, 8)
+
+    def call_uptr(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 1)
+        ty = self.expr(e.args[0])
+        return SizedType(ty.kind, ty.size, ty.signed, ty.elem, ty.count, user=True)
+
+    def call_kptr(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 1)
+        ty = self.expr(e.args[0])
+        return SizedType(ty.kind, ty.size, ty.signed, ty.elem, ty.count)
+
+
+def _column_name(arg: ast.Expr, index: int) -> str:
+    """A printf argument's column in an EventBatch: the builtin, variable,
+    map or field it reads, else ``arg<N>``."""
+    if isinstance(arg, ast.Builtin):
+        return arg.name
+    if isinstance(arg, ast.Var):
+        return arg.name.lstrip("$")
+    if isinstance(arg, ast.Field):
+        return arg.name
+    if isinstance(arg, ast.Map) and arg.name != "@":
+        return arg.name.lstrip("@")
+    if isinstance(arg, ast.Call) and arg.args:
+        inner = _column_name(arg.args[0], index)
+        return inner if not inner.startswith("arg") else f"arg{index}"
+    return f"arg{index}"

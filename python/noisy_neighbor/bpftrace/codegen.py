@@ -1,0 +1,451 @@
+"""The C a checked script becomes: its maps, its event rings, one program per
+concrete probe, for clang and the SDK (vmlinux.h and libbpf's headers), so
+CO-RE relocates every kernel field and BTF describes every map and record
+the runtime reads back.
+
+:class:`Generator` writes the file; :class:`FunctionWriter` one program's
+body (expressions in :mod:`.codegen_expr`, calls in :mod:`.codegen_calls`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from . import ast
+from .codegen_calls import CallWriter
+from .codegen_expr import ExprWriter
+from .codegen_records import declare_maps, declare_records, tracepoint_struct
+from .codegen_types import SCALAR_KINDS, CTypes
+from .kernel import Kernel
+from .program_info import ProbeContext, ProgramInfo, Site
+from .types import Kind, SizedType
+
+__all__ = ["Generator", "generate"]
+
+_PROGRAM_ARGS = {
+    "syscall": "void *ctx",
+    "tp": "{ctx_struct} *args",
+    "raw_tp": "u64 *ctx",
+    "fentry": "u64 *ctx",
+    "fexit": "u64 *ctx",
+    "kprobe": "struct pt_regs *ctx",
+    "kretprobe": "struct pt_regs *ctx",
+    "uprobe": "struct pt_regs *ctx",
+    "uretprobe": "struct pt_regs *ctx",
+    "perf_event": "struct bpf_perf_event_data *ctx",
+}
+
+
+class Generator:
+    def __init__(self, info: ProgramInfo, kernel: Kernel) -> None:
+        self.info = info
+        self.kernel = kernel
+        self.types = CTypes()
+        self.probe_names: list[str] = []
+        self.sites_by_node: dict[int, Site] = {}
+        self.stack_maps: dict[tuple[bool, int], str] = {}
+
+    # -- shared lookups ------------------------------------------------------------------
+
+    def var_name(self, name: str) -> str:
+        return f"v_{name.lstrip('$')}"
+
+    def probe_id(self, name: str) -> int:
+        if name not in self.probe_names:
+            self.probe_names.append(name)
+        return self.probe_names.index(name)
+
+    def site_of(self, e: ast.Call) -> Site:
+        for site in self.info.sites:
+            if site.loc == e.loc and (site.kind == e.name or site.kind.startswith(e.name)):
+                return site
+        raise AssertionError(f"no site for {e.name}() at {e.loc}")
+
+    def stack_map(self, user: bool, depth: int) -> str:
+        return f"nn_stack_{'u' if user else 'k'}_{depth}"
+
+    def param_int(self, e: ast.Param) -> int:
+        params = self.info.params
+        if e.index == -1:
+            return len(params)
+        text = params[e.index - 1] if e.index <= len(params) else "0"
+        return int(text or "0", 0)
+
+    def info_const_int(self, e: ast.Expr) -> int:
+        if isinstance(e, ast.Int):
+            return e.value
+        if isinstance(e, ast.Param):
+            return self.param_int(e)
+        raise AssertionError("not a constant")
+
+    def enum_value(self, e: ast.Identifier) -> int:
+        value = self.kernel.enum_value(e.name)
+        assert value is not None
+        return value
+
+    def func_address(self, name: str) -> int:
+        return self.kernel.kaddr(name) or 0
+
+    def sizeof(self, ty: SizedType) -> int:
+        if ty.kind is Kind.RECORD:
+            return self.kernel.sizeof(ty.struct) or 0
+        if ty.kind is Kind.POINTER:
+            return 8
+        return ty.size
+
+    def int_c(self, ty: SizedType, size: int) -> str:
+        signed = ty.kind is Kind.INT and ty.signed
+        return f"{'s' if signed else 'u'}{min(size, 8) * 8 if size in (1, 2, 4, 8) else 64}"
+
+    def c_struct(self, name: str) -> str:
+        return self.kernel.c_struct_name(name)
+
+    def is_bitfield(self, record_or_pointer: SizedType, member: str) -> bool:
+        record = record_or_pointer.elem if record_or_pointer.kind is Kind.POINTER else record_or_pointer
+        return record is not None and self.kernel.is_bitfield(record.struct, member)
+
+    @staticmethod
+    def bucket_count(info) -> int:
+        """Buckets of a hist or lhist map (what delete() must remove)."""
+        from .types import HIST_BUCKETS
+
+        if info.value.kind is Kind.HIST:
+            return HIST_BUCKETS
+        low, high, step = info.value.params
+        return (high - low) // step + 2
+
+    @staticmethod
+    def mask(size: int) -> int:
+        return (1 << max(size - 1, 1).bit_length()) - 1
+
+    @staticmethod
+    def c_string(data: bytes) -> str:
+        out = []
+        for byte in data:
+            ch = chr(byte)
+            if ch in '\\"':
+                out.append("\\" + ch)
+            elif 32 <= byte < 127:
+                out.append(ch)
+            else:
+                out.append(f"\\{byte:03o}")
+        return '"' + "".join(out) + '"'
+
+    def arg_value(self, writer: FunctionWriter, e: ast.Field) -> str:
+        arg = writer.context.args[e.name]  # type: ignore[index]
+        ty = arg.type
+        if arg.data_loc:
+            return f"((u64)args + (args->{e.name} & 0xffff))"
+        if ty.kind is Kind.INT:
+            return f"(({'s64' if ty.signed else 'u64'}){arg.c_expr})"
+        if ty.kind in (Kind.ARRAY, Kind.RECORD) and writer.context.spec.provider == "tracepoint":
+            return f"((u64)&{arg.c_expr})"
+        return f"((u64){arg.c_expr})"
+
+    def arg_lvalue(self, writer: FunctionWriter, e: ast.Field) -> str | None:
+        arg = writer.context.args[e.name]  # type: ignore[index]
+        if writer.context.spec.provider == "tracepoint" and not arg.data_loc:
+            return arg.c_expr
+        return None
+
+    # -- the file ------------------------------------------------------------------------
+
+    def generate(self) -> str:
+        bodies = [self.program(context) for context in self.info.contexts]
+        for user, depth in sorted(self.info.stacks):
+            self.stack_maps[(user, depth)] = self.stack_map(user, depth)
+        records = declare_records(self)
+        maps = declare_maps(self)
+        head = [
+            "/* Generated by noisy-neighbor from a bpftrace-language script. */",
+            '#include "vmlinux.h"',
+            "#include <bpf/bpf_helpers.h>",
+            "#include <bpf/bpf_tracing.h>",
+            "#include <bpf/bpf_core_read.h>",
+            '#include "nn.bpf.h"',
+            "",
+            "const volatile u64 nn_start_ns = 0;",
+            "const volatile u64 nn_cpid = 0;",
+            f"u64 nn_map_errors[{max(len(self.info.maps), 1)}];",
+            "u64 nn_lost_events;",
+            '#include "nn_bpftrace.bpf.h"',
+            "",
+            *self.kernel.user_definitions(self.info.program.definitions),
+            *self.types.declarations,
+            *records,
+            *maps,
+            "",
+            "static __always_inline void *nn_reserve(void)",
+            "{",
+            "\tu32 cpu = bpf_get_smp_processor_id();",
+            "\tvoid *ring = bpf_map_lookup_elem(&nn_events, &cpu);",
+            "\tvoid *record = ring ? bpf_ringbuf_reserve(ring, sizeof(struct nn_event), 0) : 0;",
+            "",
+            "\tif (!record)",
+            "\t\t__sync_fetch_and_add(&nn_lost_events, 1);",
+            "\treturn record;",
+            "}",
+            "",
+        ]
+        tail = ['char LICENSE[] SEC("license") = "GPL";', ""]
+        return "\n".join([*head, *bodies, *tail])
+
+    def program(self, context: ProbeContext) -> str:
+        prefix = context.section.split("/")[0]
+        params = _PROGRAM_ARGS[prefix]
+        out = []
+        if prefix == "tp":
+            out.append(tracepoint_struct(self, context))
+            params = params.format(ctx_struct=f"struct {context.ctx_struct}")
+        writer = FunctionWriter(self, context)
+        writer.body()
+        out.append(f'SEC("{context.section}")')
+        out.append(f"int {context.c_name}({params})")
+        out.append("{")
+        if prefix == "tp":
+            out.append("\tvoid *ctx = args;")
+        out.extend(writer.declarations)
+        out.extend(writer.lines)
+        out.append("\treturn 0;")
+        out.append("}")
+        out.append("")
+        return "\n".join(out)
+
+
+class FunctionWriter(ExprWriter, CallWriter):
+    """One program's body: its variables, then its predicate and statements,
+    each statement in a block of its own so its temporaries are scoped."""
+
+    def __init__(self, gen: Generator, context: ProbeContext) -> None:
+        self.gen = gen
+        self.context = context
+        self.declarations: list[str] = []
+        self.lines: list[str] = []
+        self.depth = 1
+        self.temps = 0
+
+    def line(self, text: str) -> None:
+        self.lines.append("\t" * self.depth + text)
+
+    @contextlib.contextmanager
+    def capture(self) -> Iterator[list[str]]:
+        """Collects the lines a sub-expression writes, to place them under a
+        condition (the right side of ``&&``, a branch of ``?:``)."""
+        saved, self.lines = self.lines, []
+        captured = self.lines
+        self.depth += 1
+        try:
+            yield captured
+        finally:
+            self.depth -= 1
+            self.lines = saved
+
+    def temp(self, decl: str, init: str | None = None) -> str:
+        """Declares a temporary (``decl`` is a C type, or a declarator with
+        ``{}`` for the name) zeroed or set to ``init``; returns its name."""
+        name = f"t{self.temps}"
+        self.temps += 1
+        declarator = decl.format(name) if "{}" in decl else f"{decl} {name}"
+        if init is None:
+            self.line(f"{declarator};")
+            self.line(f"__builtin_memset(&{name}, 0, sizeof({name}));")
+        else:
+            self.line(f"{declarator} = {init};")
+        return name
+
+    def body(self) -> None:
+        variables = self.gen.info.variables.get(self.context.probe.index, {})
+        for name, ty in variables.items():
+            c_name = self.gen.var_name(name)
+            self.declarations.append(f"\t{self.gen.types.decl(ty, c_name)};")
+            self.declarations.append(f"\t__builtin_memset(&{c_name}, 0, sizeof({c_name}));")
+        predicate = self.context.probe.predicate
+        if predicate is not None:
+            self.line("{")
+            self.depth += 1
+            test = self.truth(predicate)
+            self.line(f"if (!({test}))")
+            self.line("\treturn 0;")
+            self.depth -= 1
+            self.line("}")
+        self.block(self.context.probe.body)
+
+    def truth(self, e: ast.Expr) -> str:
+        ty = e.type
+        assert ty is not None
+        if ty.kind is Kind.STRING:
+            return f"{self.lvalue(e)}[0]"
+        return self.value(e)
+
+    def block(self, block: ast.Block) -> None:
+        for stmt in block.stmts:
+            self.line("{")
+            self.depth += 1
+            self.statement(stmt)
+            self.depth -= 1
+            self.line("}")
+
+    def statement(self, stmt: ast.Stmt) -> None:
+        if isinstance(stmt, ast.ExprStmt):
+            e = stmt.expr
+            if isinstance(e, ast.Call):
+                self.call_statement(e)
+            elif e.type is not None and e.type.kind in SCALAR_KINDS:
+                self.line(f"(void)({self.value(e)});")
+            else:
+                self.lvalue(e)
+        elif isinstance(stmt, ast.AssignVar):
+            self.assign_var(stmt)
+        elif isinstance(stmt, ast.AssignMap):
+            self.assign_map(stmt)
+        elif isinstance(stmt, ast.If):
+            self.line(f"if ({self.truth(stmt.cond)}) {{")
+            self.block(stmt.then)
+            if stmt.otherwise is not None:
+                self.line("} else {")
+                self.block(stmt.otherwise)
+            self.line("}")
+        elif isinstance(stmt, ast.Unroll):
+            for _ in range(self.gen.info_const_int(stmt.count)):
+                self.line("{")
+                self.block(stmt.body)
+                self.line("}")
+        elif isinstance(stmt, ast.While):
+            self.line("for (;;) {")
+            self.depth += 1
+            self.line(f"if (!({self.truth(stmt.cond)}))")
+            self.line("\tbreak;")
+            self.depth -= 1
+            self.block(stmt.body)
+            self.line("}")
+        elif isinstance(stmt, ast.Jump):
+            self.line("return 0;" if stmt.kind == "return" else f"{stmt.kind};")
+
+    def assign_var(self, stmt: ast.AssignVar) -> None:
+        name = self.gen.var_name(stmt.var.name)
+        ty = stmt.var.type
+        assert ty is not None
+        if stmt.op is not None:
+            value = self.value(stmt.expr)
+            if stmt.op in ("/", "%"):
+                self.line(f"{name} = (u64){name} {stmt.op} (u64)({value});")
+            else:
+                self.line(f"{name} {stmt.op}= {value};")
+            return
+        self.store(name, ty, stmt.expr)
+
+    # -- maps ------------------------------------------------------------------------------
+
+    def key(self, node: ast.Map, bucket: str | None = None) -> str:
+        """A zeroed key of the map (padding too: the kernel hashes every
+        byte), filled from the access's key expressions."""
+        info = self.gen.info.maps[node.name]
+        key_types = info.key_types or ()
+        if not key_types and not info.is_bucketed:
+            return self.temp("u64", init="0")
+        key = self.temp(f"struct nn_key_{info.index}")
+        for i, (expr, ty) in enumerate(zip(node.keys, key_types, strict=True)):
+            self.store(f"{key}.k{i}", ty, expr, fresh=True)
+        if bucket is not None:
+            self.line(f"{key}.bucket = {bucket};")
+        return key
+
+    def map_read(self, node: ast.Map) -> str:
+        info = self.gen.info.maps[node.name]
+        value = info.value
+        assert value is not None
+        key = self.key(node)
+        pointer = self.temp(f"{self.gen.types.type_name(value)} *", init=f"bpf_map_lookup_elem(&{info.c_name}, &{key})")
+        if value.kind in (Kind.MIN, Kind.MAX):
+            return f"(s64)({pointer} && {pointer}->set ? {pointer}->value : 0)"
+        if value.kind is Kind.AVG:
+            return f"(s64)({pointer} && {pointer}->count ? (u64){pointer}->total / {pointer}->count : 0)"
+        cast = "s64" if value.kind is not Kind.INT or value.signed else "u64"
+        return f"(({cast})({pointer} ? *{pointer} : 0))"
+
+    def map_read_into(self, dest: str, size: int, node: ast.Map, fresh: bool) -> None:
+        info = self.gen.info.maps[node.name]
+        value = info.value
+        assert value is not None
+        key = self.key(node)
+        pointer = self.temp(f"{self.gen.types.type_name(value)} *", init=f"bpf_map_lookup_elem(&{info.c_name}, &{key})")
+        if not fresh:
+            self.line(f"__builtin_memset({dest}, 0, {size});")
+        self.line(f"if ({pointer}) {{")
+        self.copy_string(dest, size, f"(*{pointer})", value.size, True)
+        self.line("}")
+
+    def assign_map(self, stmt: ast.AssignMap) -> None:
+        info = self.gen.info.maps[stmt.map.name]
+        value = info.value
+        assert value is not None
+        e = stmt.expr
+        if stmt.op is not None:
+            delta = self.value(e)
+            key = self.key(stmt.map)
+            if stmt.op == "+":
+                self.line(f"nn_map_fetch_add(&{info.c_name}, &{key}, {delta}, {info.index});")
+                return
+            current = self.temp(f"{self.gen.types.type_name(value)} *", init=f"bpf_map_lookup_elem(&{info.c_name}, &{key})")
+            new = self.temp("s64", init=f"{current} ? *{current} : 0")
+            op = "-" if stmt.op == "-" else stmt.op
+            if op in ("/", "%"):
+                self.line(f"{new} = (u64){new} {op} (u64)({delta});")
+            else:
+                self.line(f"{new} = {new} {op} ({delta});")
+            self.update(info, key, new)
+            return
+        if value.is_aggregation and isinstance(e, ast.Call):
+            self.aggregate(info, stmt.map, e)
+            return
+        key = self.key(stmt.map)
+        holder = self.temp(self.gen.types.decl(value, "{}"))
+        self.store(holder, value, e, fresh=True)
+        self.update(info, key, holder)
+
+    def update(self, info, key: str, holder: str) -> None:
+        self.line(f"if (bpf_map_update_elem(&{info.c_name}, &{key}, &{holder}, BPF_ANY))")
+        self.line(f"\tnn_map_error({info.index});")
+
+    def aggregate(self, info, node: ast.Map, call: ast.Call) -> None:
+        value = info.value
+        kind = value.kind
+        arg = self.value(call.args[0]) if call.args else "1"
+        if kind is Kind.HIST:
+            key = self.key(node, f"nn_log2_bucket((s64)({arg}))")
+            self.line(f"nn_map_add(&{info.c_name}, &{key}, 1, {info.index});")
+        elif kind is Kind.LHIST:
+            low, high, step = value.params
+            bucket = f"nn_linear_bucket((s64)({arg}), {low}, {high}, {step})"
+            key = self.key(node, bucket)
+            self.line(f"nn_map_add(&{info.c_name}, &{key}, 1, {info.index});")
+        else:
+            key = self.key(node)
+            if kind in (Kind.COUNT, Kind.SUM):
+                self.line(f"nn_map_add(&{info.c_name}, &{key}, (s64)({arg}), {info.index});")
+            elif kind in (Kind.MIN, Kind.MAX):
+                want_max = 1 if kind is Kind.MAX else 0
+                self.line(f"nn_map_minmax(&{info.c_name}, &{key}, (s64)({arg}), {want_max}, {info.index});")
+            else:
+                self.line(f"nn_map_stats(&{info.c_name}, &{key}, (s64)({arg}), {info.index});")
+
+    def delete(self, node: ast.Expr) -> None:
+        assert isinstance(node, ast.Map)
+        info = self.gen.info.maps[node.name]
+        if info.is_bucketed:
+            buckets = self.gen.bucket_count(info)
+            key = self.key(node, "0")
+            self.line(f"for (u32 nn_b = 0; nn_b < {buckets}; nn_b++) {{")
+            self.line(f"\t{key}.bucket = nn_b;")
+            self.line(f"\tbpf_map_delete_elem(&{info.c_name}, &{key});")
+            self.line("}")
+            return
+        key = self.key(node)
+        self.line(f"bpf_map_delete_elem(&{info.c_name}, &{key});")
+
+
+def generate(info: ProgramInfo, kernel: Kernel) -> tuple[str, Generator]:
+    """The C of a checked script, and the generator (for the names it chose)."""
+    gen = Generator(info, kernel)
+    return gen.generate(), gen
+

@@ -1,0 +1,84 @@
+"""A script's passes up to an object the host can load: parse, check
+against this kernel, generate C, compile with clang (bounded in time and
+memory, cached by content like every plugin)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..host.compile import compile_source
+from ..host.plugin import Plugin
+from .check import check
+from .codegen import generate
+from .diagnostics import Source
+from .kernel import Kernel
+from .parser import parse
+from .program_info import ProgramInfo
+
+__all__ = ["CompiledScript", "compile_script"]
+
+
+@dataclass
+class CompiledScript:
+    name: str
+    info: ProgramInfo
+    code: str
+    object_path: Path
+    probe_names: list[str]
+
+    @property
+    def begin_programs(self) -> list[str]:
+        return [c.c_name for c in self.info.contexts if c.spec.provider == "BEGIN"]
+
+    @property
+    def end_programs(self) -> list[str]:
+        return [c.c_name for c in self.info.contexts if c.spec.provider == "END"]
+
+    @property
+    def perf_events(self) -> dict[str, dict[str, object]]:
+        return {c.c_name: c.perf_event for c in self.info.contexts if c.perf_event is not None}
+
+    @property
+    def record_size(self) -> int:
+        return self._record_size
+
+    def plugin(self, cpid: int | None = None, **options: Any) -> Plugin:
+        attached = [c.c_name for c in self.info.contexts]
+        perf = self.perf_events
+        if perf:
+            options.setdefault("perf_events", perf)
+        plugin = Plugin(
+            self.object_path,
+            name=self.name,
+            programs=attached,
+            rings=["nn_events"],
+            nn_cpid=cpid or 0,
+            **options,
+        )
+        record = plugin.maps["nn_events"].record
+        assert record is not None, "the event rings' record type is missing from the object's BTF"
+        self._record_size = record.size
+        return plugin
+
+
+def compile_script(
+    program: str,
+    params: list[str],
+    name: str = "stdin",
+    unsafe: bool = False,
+    has_child: bool = False,
+) -> CompiledScript:
+    """Raises ScriptError for a bad script, PluginCompileError if clang
+    fails on the generated C (a bug here: the message says so)."""
+    source = Source(program, name)
+    tree = parse(program, name)
+    kernel = Kernel(tree.definitions)
+    info = check(tree, source, kernel, params, unsafe=unsafe, has_child=has_child)
+    code, gen = generate(info, kernel)
+    if os.environ.get("NN_BPFTRACE_DUMP_C"):
+        Path(os.environ["NN_BPFTRACE_DUMP_C"]).write_text(code)
+    obj = compile_source(code, name="bpftrace_script")
+    return CompiledScript(name, info, code, obj, gen.probe_names)
