@@ -17,8 +17,19 @@ __all__ = ["BUILTIN_NAMES", "DEFAULT_STACK_DEPTH", "builtin_type"]
 _UINT64 = ("pid", "tid", "uid", "gid", "nsecs", "elapsed", "cpu", "numaid", "cgroup", "rand",
            "jiffies", "cpid")  # fmt: skip
 BUILTIN_NAMES = frozenset(
-    [*_UINT64, "comm", "curtask", "username", "kstack", "ustack", "probe", "func", "retval",
-     "args", "ctx"]  # fmt: skip
+    [
+        *_UINT64,
+        "comm",
+        "curtask",
+        "username",
+        "kstack",
+        "ustack",
+        "probe",
+        "func",
+        "retval",
+        "args",
+        "ctx",
+    ]
 )
 #: Frames of ``kstack``/``ustack`` without a depth (bpftrace's default).
 DEFAULT_STACK_DEPTH = 127
@@ -68,9 +79,7 @@ def builtin_type(checker: Checker, e: ast.Builtin) -> SizedType:
         return ctx.retval
     if name == "args":
         if ctx.args is None:
-            raise checker.error(
-                e.loc, f"The args builtin can not be used with '{provider}' probes"
-            )
+            raise checker.error(e.loc, f"The args builtin can not be used with '{provider}' probes")
         return SizedType(Kind.CTX)
     if name == "ctx":
         if provider == "tracepoint":

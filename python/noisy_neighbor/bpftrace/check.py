@@ -10,14 +10,16 @@ here are probes, statements, variables and maps.
 
 from __future__ import annotations
 
+import contextlib
+
+from ..errors import ScriptError
 from . import ast
 from .check_calls import CallChecker
 from .check_expr import ExprChecker
-from ..errors import ScriptError
 from .diagnostics import Location, Source, fail
 from .kernel import Kernel
 from .probe_contexts import make_contexts
-from .program_info import MapInfo, ProbeContext, ProgramInfo
+from .program_info import MapInfo, ProbeContext, ProgramInfo, expression_name
 from .types import AGGREGATIONS, Kind, SizedType, int_type
 
 __all__ = ["check"]
@@ -60,10 +62,8 @@ class Checker(ExprChecker, CallChecker):
         contexts = {p.index: make_contexts(self, p, 0) for p in self.program.probes}
         self.tentative = True
         for probe in self.program.probes:
-            try:
+            with contextlib.suppress(ScriptError):
                 self.check_probe(probe, contexts[probe.index])
-            except ScriptError:
-                pass
         learned = {name: (m.key_types, m.value) for name, m in self.info.maps.items()}
         self.info.maps.clear()
         self.info.sites.clear()
@@ -109,6 +109,14 @@ class Checker(ExprChecker, CallChecker):
 
     def statement(self, stmt: ast.Stmt) -> None:
         if isinstance(stmt, ast.ExprStmt):
+            if isinstance(stmt.expr, ast.Ternary):
+                # `c ? printf("a") : printf("b")`: both sides are statements
+                ternary = stmt.expr
+                self.condition(ternary.cond, "ternary condition")
+                then = self.expr(ternary.then, statement=True)
+                otherwise = self.expr(ternary.otherwise, statement=True)
+                ternary.type = then if then.kind is otherwise.kind else otherwise
+                return
             self.expr(stmt.expr, statement=True)
         elif isinstance(stmt, ast.AssignVar):
             self.assign_var(stmt)
@@ -121,21 +129,22 @@ class Checker(ExprChecker, CallChecker):
                 self.block(stmt.otherwise)
         elif isinstance(stmt, ast.Unroll):
             count = self.constant_int(stmt.count, "unroll")
-            if not 1 <= count <= 100:
-                raise self.error(stmt.count.loc, "unroll maximum value is 100")
+            if count > 100:
+                raise self.error(stmt.loc, "unroll maximum value is 100")
+            if count < 1:
+                raise self.error(stmt.loc, "unroll minimum value is 1")
             self.block(stmt.body)
         elif isinstance(stmt, ast.While):
             self.condition(stmt.cond, "while condition")
             self.loop_depth += 1
             self.block(stmt.body)
             self.loop_depth -= 1
-        elif isinstance(stmt, ast.Jump):
-            if stmt.kind != "return" and not self.loop_depth:
-                raise self.error(stmt.loc, f"{stmt.kind} statement is not allowed outside a loop")
+        elif isinstance(stmt, ast.Jump) and stmt.kind != "return" and not self.loop_depth:
+            raise self.error(stmt.loc, f"{stmt.kind} statement is not allowed outside a loop")
 
     def condition(self, expr: ast.Expr, what: str) -> None:
         ty = self.expr(expr)
-        if not (ty.is_integer_like or ty.kind is Kind.STRING and what == "predicate"):
+        if not (ty.is_integer_like or (ty.kind is Kind.STRING and what == "predicate")):
             raise self.error(expr.loc, f"Invalid type for {what}: {ty.name}")
 
     def assign_var(self, stmt: ast.AssignVar) -> None:
@@ -217,6 +226,7 @@ class Checker(ExprChecker, CallChecker):
         keys = tuple(self.key_type(key) for key in node.keys)
         if info.key_types is None:
             info.key_types = keys
+            info.key_names = tuple(expression_name(key, i) for i, key in enumerate(node.keys))
         elif len(info.key_types) != len(keys) or not all(
             self.same_key_kind(a, b) for a, b in zip(info.key_types, keys, strict=True)
         ):
@@ -253,8 +263,10 @@ class Checker(ExprChecker, CallChecker):
         if stmt.op is not None:
             value = self.expr(stmt.expr)
             current = info.value or int_type()
-            if current.is_aggregation or current.kind is not Kind.INT:
-                raise self.error(stmt.loc, f"{stmt.map.name} holds {current.name}: cannot use {stmt.op}=")
+            if current.is_aggregation or current.kind not in (Kind.INT, Kind.POINTER):
+                raise self.error(
+                    stmt.loc, f"{stmt.map.name} holds {current.name}: cannot use {stmt.op}="
+                )
             self.arithmetic(stmt.op, current, value, stmt.loc)
             info.value = current
             stmt.map.type = current
@@ -279,7 +291,9 @@ class Checker(ExprChecker, CallChecker):
                     f"Type mismatch for {info.name}: trying to assign value of type "
                     f"'{value.name}' when map already contains a value of type '{info.value.name}",
                 )
-            info.value = self.unify(info.value, value, stmt.map.loc, f"Type mismatch for {info.name}", "map")
+            info.value = self.unify(
+                info.value, value, stmt.map.loc, f"Type mismatch for {info.name}", "map"
+            )
         stmt.map.type = info.value
 
 

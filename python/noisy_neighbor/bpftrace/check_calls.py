@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from . import ast
 from .builtins import DEFAULT_STACK_DEPTH
-from .program_info import Site
+from .program_info import MapInfo, Site, expression_name
 from .types import DEFAULT_STRLEN, Kind, SizedType, int_type, none_type
 
 if TYPE_CHECKING:
@@ -47,9 +47,7 @@ class CallChecker:
         if name in _AGGREGATIONS:
             return self.aggregation(e)
         if name in _STATEMENTS and not statement and name not in ("print",):
-            raise self.error(
-                e.loc, f"{name}() should not be used in an assignment or as a map key"
-            )
+            raise self.error(e.loc, f"{name}() should not be used in an assignment or as a map key")
         if name in _UNSAFE and not self.info.unsafe:
             raise self.error(e.loc, f"{name}() is an unsafe function being used in safe mode")
         handler = getattr(self, f"call_{name}", None)
@@ -116,9 +114,7 @@ class CallChecker:
             if high <= low:
                 raise self.error(e.args[2].loc, "lhist() max must be greater than min")
             if (high - low) // step > 1000:
-                raise self.error(
-                    e.loc, "lhist() too many buckets, must be <= 1000 (max-min)/step"
-                )
+                raise self.error(e.loc, "lhist() too many buckets, must be <= 1000 (max-min)/step")
             params = (low, high, step)
         return SizedType(kind, 8, signed, params=params)
 
@@ -141,7 +137,7 @@ class CallChecker:
         self.check_format(e, kind, fmt, types)
         site = self.site(e, kind, text=fmt)
         site.arg_types = self.merge_types(site.arg_types, types)
-        site.arg_names = [_column_name(arg, i) for i, arg in enumerate(e.args[1:])]
+        site.arg_names = [expression_name(arg, i) for i, arg in enumerate(e.args[1:])]
         return none_type()
 
     def printable(self: Checker, arg: ast.Expr) -> SizedType:
@@ -154,9 +150,7 @@ class CallChecker:
             raise self.error(arg.loc, f"Value of type {ty.name} cannot be printed")
         return ty
 
-    def merge_types(
-        self: Checker, old: list[SizedType], new: list[SizedType]
-    ) -> list[SizedType]:
+    def merge_types(self: Checker, old: list[SizedType], new: list[SizedType]) -> list[SizedType]:
         """A site's argument types over every probe that shares it: strings
         as long as the longest."""
         if not old:
@@ -169,7 +163,9 @@ class CallChecker:
                 merged.append(a)
         return merged
 
-    def check_format(self: Checker, e: ast.Call, kind: str, fmt: str, types: list[SizedType]) -> None:
+    def check_format(
+        self: Checker, e: ast.Call, kind: str, fmt: str, types: list[SizedType]
+    ) -> None:
         from .printf import check_format
 
         problem = check_format(kind, fmt, types)
@@ -180,7 +176,7 @@ class CallChecker:
         self.nargs(e, 1, 3)
         target = e.args[0]
         if isinstance(target, ast.Map) and not target.keys:
-            info = self.map_info(target)
+            info = self.whole(target)
             numbers = tuple(self.constant_int(arg, "print()") for arg in e.args[1:])
             self.site(e, "print_map", map=info.name, numbers=numbers)
             return none_type()
@@ -189,15 +185,25 @@ class CallChecker:
         ty = self.printable(target)
         site = self.site(e, "print_value")
         site.arg_types = self.merge_types(site.arg_types, [ty])
-        site.arg_names = [_column_name(target, 0)]
+        site.arg_names = [expression_name(target, 0)]
         return none_type()
+
+    def whole(self: Checker, target: ast.Map) -> MapInfo:
+        """A map named whole (``print(@x)``, ``clear(@x)``): its keys are not
+        this use's business."""
+        info = self.info.maps.get(target.name)
+        if info is None:
+            info = MapInfo(target.name, len(self.info.maps), target.loc)
+            self.info.maps[target.name] = info
+            info.key_types, info.value = self.learned.get(target.name, (None, None))
+        return info
 
     def whole_map(self: Checker, e: ast.Call) -> None:
         self.nargs(e, 1)
         target = e.args[0]
         if not isinstance(target, ast.Map) or target.keys:
             raise self.error(e.loc, f"{e.name}() expects a map to be provided")
-        info = self.map_info(target)
+        info = self.whole(target)
         self.site(e, e.name, map=info.name)
 
     def call_clear(self: Checker, e: ast.Call) -> SizedType:
@@ -231,7 +237,9 @@ class CallChecker:
         self.nargs(e, 1, 2)
         ty = self.expr(e.args[0])
         if not ty.is_integer_like:
-            raise self.error(e.args[0].loc, f"join() only supports int or pointer arguments ({ty.name} provided)")
+            raise self.error(
+                e.args[0].loc, f"join() only supports int or pointer arguments ({ty.name} provided)"
+            )
         delim = self.string_literal(e, 1, "second") if len(e.args) == 2 else " "
         self.site(e, "join", text=delim, numbers=(JOIN_ARGS, DEFAULT_STRLEN), arg_types=[ty])
         return none_type()
@@ -262,6 +270,8 @@ class CallChecker:
             e.args[0] = ast.Str(first.loc, text)
             return self.expr(e.args[0])
         ty = self.expr(first)
+        if isinstance(first, ast.Str):
+            return ty  # str($1), already made a literal by the first pass
         if not ty.is_integer_like and ty.kind is not Kind.ARRAY:
             raise self.error(
                 e.loc,
@@ -280,10 +290,12 @@ class CallChecker:
         ty = self.expr(e.args[0])
         if len(e.args) == 2:
             self.int_arg(e, 1)
-            length = self.constant_int(e.args[1], "buf()") if isinstance(e.args[1], ast.Int) else DEFAULT_STRLEN
-        elif ty.kind is Kind.ARRAY:
-            length = ty.size
-        elif ty.kind is Kind.STRING:
+            length = (
+                self.constant_int(e.args[1], "buf()")
+                if isinstance(e.args[1], ast.Int)
+                else DEFAULT_STRLEN
+            )
+        elif ty.kind is Kind.ARRAY or ty.kind is Kind.STRING:
             length = ty.size
         else:
             raise self.error(e.loc, "buf() expects a length argument for non-array type")
@@ -323,7 +335,9 @@ class CallChecker:
             ty = self.expr(arg)
             last = i == len(e.args) - 1
             if not (ty.is_integer_like or (last and ty.kind in (Kind.ARRAY, Kind.STRING))):
-                raise self.error(arg.loc, f"ntop() expects an integer or array argument, got {ty.name}")
+                raise self.error(
+                    arg.loc, f"ntop() expects an integer or array argument, got {ty.name}"
+                )
         return SizedType(Kind.INET, 24)
 
     def call_strncmp(self: Checker, e: ast.Call) -> SizedType:
@@ -331,7 +345,9 @@ class CallChecker:
         for i in (0, 1):
             ty = self.expr(e.args[i])
             if ty.kind is not Kind.STRING:
-                raise self.error(e.args[i].loc, f"strncmp() expects a string argument ({ty.name} provided)")
+                raise self.error(
+                    e.args[i].loc, f"strncmp() expects a string argument ({ty.name} provided)"
+                )
         self.constant_int(e.args[2], "strncmp()")
         return int_type(8, False)
 
@@ -360,7 +376,9 @@ class CallChecker:
             else:
                 depth = self.constant_int(arg, e.name)
                 if not 1 <= depth <= MAX_STACK_DEPTH:
-                    raise self.error(arg.loc, f"{e.name}() depth must be between 1 and {MAX_STACK_DEPTH}")
+                    raise self.error(
+                        arg.loc, f"{e.name}() depth must be between 1 and {MAX_STACK_DEPTH}"
+                    )
         self.info.stacks.add((user, depth))
         return SizedType(Kind.USTACK if user else Kind.KSTACK, 8, count=depth, params=(mode,))
 
@@ -375,7 +393,9 @@ class CallChecker:
         self.nargs(e, 1)
         ty = self.expr(e.args[0])
         if not (ty.is_integer_like or ty.kind is Kind.ARRAY):
-            raise self.error(e.loc, f"macaddr() expects an array or pointer argument ({ty.name} provided)")
+            raise self.error(
+                e.loc, f"macaddr() expects an array or pointer argument ({ty.name} provided)"
+            )
         return SizedType(Kind.MAC, 6)
 
     def call_cgroup_path(self: Checker, e: ast.Call) -> SizedType:
@@ -397,20 +417,3 @@ class CallChecker:
         self.nargs(e, 1)
         ty = self.expr(e.args[0])
         return SizedType(ty.kind, ty.size, ty.signed, ty.elem, ty.count)
-
-
-def _column_name(arg: ast.Expr, index: int) -> str:
-    """A printf argument's column in an EventBatch: the builtin, variable,
-    map or field it reads, else ``arg<N>``."""
-    if isinstance(arg, ast.Builtin):
-        return arg.name
-    if isinstance(arg, ast.Var):
-        return arg.name.lstrip("$")
-    if isinstance(arg, ast.Field):
-        return arg.name
-    if isinstance(arg, ast.Map) and arg.name != "@":
-        return arg.name.lstrip("@")
-    if isinstance(arg, ast.Call) and arg.args:
-        inner = _column_name(arg.args[0], index)
-        return inner if not inner.startswith("arg") else f"arg{index}"
-    return f"arg{index}"

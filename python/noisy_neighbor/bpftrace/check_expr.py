@@ -104,7 +104,9 @@ class ExprChecker:
         if value.kind in (Kind.COUNT, Kind.SUM, Kind.MIN, Kind.MAX, Kind.AVG):
             return int_type(8, value.kind is not Kind.COUNT)
         if value.kind in (Kind.HIST, Kind.LHIST, Kind.STATS):
-            raise self.error(e.loc, f"The map {e.name} holds a {value.name}: it cannot be read here")
+            raise self.error(
+                e.loc, f"The map {e.name} holds a {value.name}: it cannot be read here"
+            )
         return value
 
     # -- operators --------------------------------------------------------------------
@@ -115,7 +117,9 @@ class ExprChecker:
         if op in ("&&", "||"):
             for side, ty in ((e.left, left), (e.right, right)):
                 if not ty.is_integer_like:
-                    raise self.error(side.loc, f"The {op} operator needs integers ({ty.name} given)")
+                    raise self.error(
+                        side.loc, f"The {op} operator needs integers ({ty.name} given)"
+                    )
             return int_type()
         if left.kind is Kind.STRING or right.kind is Kind.STRING:
             if left.kind is not right.kind:
@@ -168,7 +172,7 @@ class ExprChecker:
                 target.type = ty
             else:
                 raise self.error(e.loc, f"The {op} operator must be applied to a map or variable")
-            if ty.kind is not Kind.INT:
+            if ty.kind not in (Kind.INT, Kind.POINTER):
                 raise self.error(e.loc, f"The {op} operator can not be used on {ty.name}")
             return ty
         operand = self.expr(e.operand)
@@ -225,7 +229,8 @@ class ExprChecker:
             index = int(e.name)
             if index >= len(base.fields):
                 raise self.error(
-                    e.loc, f"Invalid tuple index: {index}. Found {len(base.fields)} elements in tuple."
+                    e.loc,
+                    f"Invalid tuple index: {index}. Found {len(base.fields)} elements in tuple.",
                 )
             return base.fields[index]
         record = base
@@ -239,7 +244,10 @@ class ExprChecker:
             )
         member = self.kernel.member(record.struct, e.name)
         if member is None:
-            raise self.error(e.loc, f"Struct/union of type '{record.struct}' does not contain a field named '{e.name}'")
+            raise self.error(
+                e.loc,
+                f"Struct/union of type '{record.struct}' does not contain a field named '{e.name}'",
+            )
         if base.user and member.kind is Kind.POINTER:
             return SizedType(member.kind, member.size, member.signed, member.elem, user=True)
         return member
@@ -275,8 +283,23 @@ class ExprChecker:
             return base.elem
         if base.kind is Kind.POINTER and base.elem is not None and base.elem.kind is not Kind.NONE:
             elem = base.elem
-            return SizedType(elem.kind, elem.size, elem.signed, elem.elem, elem.count, elem.fields, elem.struct, user=base.user) if elem.kind is Kind.POINTER else elem
-        raise self.error(e.loc, f"The array index operator [] can not be used on expressions of type {base.name}")
+            return (
+                SizedType(
+                    elem.kind,
+                    elem.size,
+                    elem.signed,
+                    elem.elem,
+                    elem.count,
+                    elem.fields,
+                    elem.struct,
+                    user=base.user,
+                )
+                if elem.kind is Kind.POINTER
+                else elem
+            )
+        raise self.error(
+            e.loc, f"The array index operator [] can not be used on expressions of type {base.name}"
+        )
 
     def spec_type(self: Checker, spec: ast.TypeSpec) -> SizedType:
         name = spec.name
@@ -305,15 +328,19 @@ class ExprChecker:
         operand = self.expr(e.expr)
         target = self.spec_type(e.to)
         if target.kind is Kind.RECORD:
-            raise self.error(e.loc, f"Cannot cast to \"{target.name}\"")
+            raise self.error(e.loc, f'Cannot cast to "{target.name}"')
         if target.kind is Kind.ARRAY:
-            if operand.kind is not Kind.INT or target.elem is None or target.elem.kind is not Kind.INT:
-                raise self.error(e.loc, f"Cannot cast from \"{operand.name}\" to \"{target.name}\"")
+            if (
+                operand.kind is not Kind.INT
+                or target.elem is None
+                or target.elem.kind is not Kind.INT
+            ):
+                raise self.error(e.loc, f'Cannot cast from "{operand.name}" to "{target.name}"')
             if target.size != operand.size and operand.size != 8:
-                raise self.error(e.loc, f"Cannot cast from \"{operand.name}\" to \"{target.name}\"")
+                raise self.error(e.loc, f'Cannot cast from "{operand.name}" to "{target.name}"')
             return target
         if not operand.is_integer_like:
-            raise self.error(e.loc, f"Cannot cast from \"{operand.name}\" to \"{target.name}\"")
+            raise self.error(e.loc, f'Cannot cast from "{operand.name}" to "{target.name}"')
         if target.kind is Kind.POINTER and operand.user:
             return SizedType(target.kind, target.size, elem=target.elem, user=True)
         return target
@@ -337,14 +364,23 @@ class ExprChecker:
             return -e.operand.value
         if isinstance(e, ast.Param) and e.index > 0:
             text = self.info.params[e.index - 1] if e.index <= len(self.info.params) else "0"
-            if _is_integer(text):
-                return int(text, 0)
+            value = param_int(text)
+            if value is not None:
+                return value
         raise self.error(e.loc, f"{what}: expected an integer literal")
 
 
-def _is_integer(text: str) -> bool:
+def param_int(text: str) -> int | None:
+    """A positional parameter as bpftrace reads a number: decimal, 0x hex,
+    or octal with a leading 0; None if it is not a number."""
+    text = text.strip()
     try:
-        int(text, 0)
+        if len(text) > 1 and text[0] == "0" and text[1].isdigit():
+            return int(text, 8)
+        return int(text, 0)
     except ValueError:
-        return False
-    return True
+        return None
+
+
+def _is_integer(text: str) -> bool:
+    return param_int(text) is not None

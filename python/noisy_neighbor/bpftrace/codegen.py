@@ -68,8 +68,10 @@ class Generator:
         params = self.info.params
         if e.index == -1:
             return len(params)
+        from .check_expr import param_int
+
         text = params[e.index - 1] if e.index <= len(params) else "0"
-        return int(text or "0", 0)
+        return param_int(text or "0") or 0
 
     def info_const_int(self, e: ast.Expr) -> int:
         if isinstance(e, ast.Int):
@@ -86,6 +88,12 @@ class Generator:
     def func_address(self, name: str) -> int:
         return self.kernel.kaddr(name) or 0
 
+    def step(self, ty: SizedType | None) -> int:
+        """What ``++`` and ``+= 1`` add: 1, or a pointer's target size."""
+        if ty is not None and ty.kind is Kind.POINTER and ty.elem is not None:
+            return max(self.sizeof(ty.elem), 1)
+        return 1
+
     def sizeof(self, ty: SizedType) -> int:
         if ty.kind is Kind.RECORD:
             return self.kernel.sizeof(ty.struct) or 0
@@ -101,7 +109,9 @@ class Generator:
         return self.kernel.c_struct_name(name)
 
     def is_bitfield(self, record_or_pointer: SizedType, member: str) -> bool:
-        record = record_or_pointer.elem if record_or_pointer.kind is Kind.POINTER else record_or_pointer
+        record = (
+            record_or_pointer.elem if record_or_pointer.kind is Kind.POINTER else record_or_pointer
+        )
         return record is not None and self.kernel.is_bitfield(record.struct, member)
 
     @staticmethod
@@ -135,18 +145,18 @@ class Generator:
         arg = writer.context.args[e.name]  # type: ignore[index]
         ty = arg.type
         if arg.data_loc:
-            return f"((u64)args + (args->{e.name} & 0xffff))"
+            return f"((u64)args + ({arg.c_expr} & 0xffff))"
         if ty.kind is Kind.INT:
             return f"(({'s64' if ty.signed else 'u64'}){arg.c_expr})"
-        if ty.kind in (Kind.ARRAY, Kind.RECORD) and writer.context.spec.provider == "tracepoint":
+        if (
+            ty.kind in (Kind.ARRAY, Kind.RECORD, Kind.STRING)
+            and writer.context.spec.provider == "tracepoint"
+        ):
             return f"((u64)&{arg.c_expr})"
         return f"((u64){arg.c_expr})"
 
-    def arg_lvalue(self, writer: FunctionWriter, e: ast.Field) -> str | None:
-        arg = writer.context.args[e.name]  # type: ignore[index]
-        if writer.context.spec.provider == "tracepoint" and not arg.data_loc:
-            return arg.c_expr
-        return None
+    def arg_is_data_loc(self, writer: FunctionWriter, e: ast.Field) -> bool:
+        return writer.context.args[e.name].data_loc  # type: ignore[index]
 
     # -- the file ------------------------------------------------------------------------
 
@@ -168,6 +178,9 @@ class Generator:
             "const volatile u64 nn_cpid = 0;",
             f"u64 nn_map_errors[{max(len(self.info.maps), 1)}];",
             "u64 nn_lost_events;",
+            "/* Set by exit(): every probe but END returns at once after it, so no",
+            " * output follows exit() but END's. */",
+            "u64 nn_exited;",
             '#include "nn_bpftrace.bpf.h"',
             "",
             *self.kernel.user_definitions(self.info.program.definitions),
@@ -204,6 +217,8 @@ class Generator:
         out.append("{")
         if prefix == "tp":
             out.append("\tvoid *ctx = args;")
+        if context.spec.provider != "END":
+            out.append("\tif (nn_exited)\n\t\treturn 0;")
         out.extend(writer.declarations)
         out.extend(writer.lines)
         out.append("\treturn 0;")
@@ -288,6 +303,13 @@ class FunctionWriter(ExprWriter, CallWriter):
     def statement(self, stmt: ast.Stmt) -> None:
         if isinstance(stmt, ast.ExprStmt):
             e = stmt.expr
+            if isinstance(e, ast.Ternary) and e.type is not None and e.type.kind is Kind.NONE:
+                self.line(f"if ({self.truth(e.cond)}) {{")
+                self.statement(ast.ExprStmt(e.then.loc, e.then))
+                self.line("} else {")
+                self.statement(ast.ExprStmt(e.otherwise.loc, e.otherwise))
+                self.line("}")
+                return
             if isinstance(e, ast.Call):
                 self.call_statement(e)
             elif e.type is not None and e.type.kind in SCALAR_KINDS:
@@ -327,6 +349,8 @@ class FunctionWriter(ExprWriter, CallWriter):
         assert ty is not None
         if stmt.op is not None:
             value = self.value(stmt.expr)
+            if stmt.op in ("+", "-") and self.gen.step(ty) != 1:
+                value = f"({value}) * {self.gen.step(ty)}"
             if stmt.op in ("/", "%"):
                 self.line(f"{name} = (u64){name} {stmt.op} (u64)({value});")
             else:
@@ -355,7 +379,10 @@ class FunctionWriter(ExprWriter, CallWriter):
         value = info.value
         assert value is not None
         key = self.key(node)
-        pointer = self.temp(f"{self.gen.types.type_name(value)} *", init=f"bpf_map_lookup_elem(&{info.c_name}, &{key})")
+        pointer = self.temp(
+            f"{self.gen.types.type_name(value)} *",
+            init=f"bpf_map_lookup_elem(&{info.c_name}, &{key})",
+        )
         if value.kind in (Kind.MIN, Kind.MAX):
             return f"(s64)({pointer} && {pointer}->set ? {pointer}->value : 0)"
         if value.kind is Kind.AVG:
@@ -363,16 +390,25 @@ class FunctionWriter(ExprWriter, CallWriter):
         cast = "s64" if value.kind is not Kind.INT or value.signed else "u64"
         return f"(({cast})({pointer} ? *{pointer} : 0))"
 
-    def map_read_into(self, dest: str, size: int, node: ast.Map, fresh: bool) -> None:
+    def map_read_into(self, dest: str, dest_type: str, node: ast.Map, fresh: bool) -> None:
+        """Copies the value under the key into ``dest`` (of C type
+        ``dest_type``); zero if the key is absent."""
         info = self.gen.info.maps[node.name]
         value = info.value
         assert value is not None
         key = self.key(node)
-        pointer = self.temp(f"{self.gen.types.type_name(value)} *", init=f"bpf_map_lookup_elem(&{info.c_name}, &{key})")
+        pointer = self.temp(
+            f"{self.gen.types.type_name(value)} *",
+            init=f"bpf_map_lookup_elem(&{info.c_name}, &{key})",
+        )
         if not fresh:
-            self.line(f"__builtin_memset({dest}, 0, {size});")
+            self.line(f"__builtin_memset(&{dest}, 0, sizeof({dest}));")
         self.line(f"if ({pointer}) {{")
-        self.copy_string(dest, size, f"(*{pointer})", value.size, True)
+        if value.kind is Kind.STRING:
+            size = int(dest_type.split("[")[1].rstrip("]")) if "[" in dest_type else value.size
+            self.copy_string(dest, size, f"(*{pointer})", value.size, True)
+        else:
+            self.line(f"\t__builtin_memcpy(&{dest}, {pointer}, sizeof({dest}));")
         self.line("}")
 
     def assign_map(self, stmt: ast.AssignMap) -> None:
@@ -382,11 +418,16 @@ class FunctionWriter(ExprWriter, CallWriter):
         e = stmt.expr
         if stmt.op is not None:
             delta = self.value(e)
+            if stmt.op in ("+", "-") and self.gen.step(value) != 1:
+                delta = f"({delta}) * {self.gen.step(value)}"
             key = self.key(stmt.map)
             if stmt.op == "+":
                 self.line(f"nn_map_fetch_add(&{info.c_name}, &{key}, {delta}, {info.index});")
                 return
-            current = self.temp(f"{self.gen.types.type_name(value)} *", init=f"bpf_map_lookup_elem(&{info.c_name}, &{key})")
+            current = self.temp(
+                f"{self.gen.types.type_name(value)} *",
+                init=f"bpf_map_lookup_elem(&{info.c_name}, &{key})",
+            )
             new = self.temp("s64", init=f"{current} ? *{current} : 0")
             op = "-" if stmt.op == "-" else stmt.op
             if op in ("/", "%"):
@@ -425,7 +466,9 @@ class FunctionWriter(ExprWriter, CallWriter):
                 self.line(f"nn_map_add(&{info.c_name}, &{key}, (s64)({arg}), {info.index});")
             elif kind in (Kind.MIN, Kind.MAX):
                 want_max = 1 if kind is Kind.MAX else 0
-                self.line(f"nn_map_minmax(&{info.c_name}, &{key}, (s64)({arg}), {want_max}, {info.index});")
+                self.line(
+                    f"nn_map_minmax(&{info.c_name}, &{key}, (s64)({arg}), {want_max}, {info.index});"
+                )
             else:
                 self.line(f"nn_map_stats(&{info.c_name}, &{key}, (s64)({arg}), {info.index});")
 
@@ -448,4 +491,3 @@ def generate(info: ProgramInfo, kernel: Kernel) -> tuple[str, Generator]:
     """The C of a checked script, and the generator (for the names it chose)."""
     gen = Generator(info, kernel)
     return gen.generate(), gen
-

@@ -110,7 +110,11 @@ class CallWriter:
             self.buf(dest, ty, args)
             return True
         if e.name == "usym" or (e.name == "ustack"):
-            value = self.value(args[0]) if e.name == "usym" else self.stack_id(True, (e.type.count if e.type else DEFAULT_STACK_DEPTH))
+            value = (
+                self.value(args[0])
+                if e.name == "usym"
+                else self.stack_id(True, (e.type.count if e.type else DEFAULT_STACK_DEPTH))
+            )
             self.line(f"{dest}.address = {value};")
             self.line(f"{dest}.pid = bpf_get_current_pid_tgid() >> 32;")
             return True
@@ -130,11 +134,15 @@ class CallWriter:
         assert addr_ty is not None
         if len(args) == 2:
             self.line(f"{dest}.family = {self.value(args[0])};")
-        if addr_ty.kind is Kind.INT and addr_ty.size <= 4 or (addr_ty.kind is Kind.INT and len(args) == 1):
+        if (addr_ty.kind is Kind.INT and addr_ty.size <= 4) or (
+            addr_ty.kind is Kind.INT and len(args) == 1
+        ):
             family = "2" if len(args) == 1 else None
             if family:
                 self.line(f"{dest}.family = {family};")
-            self.line(f"{{ u32 nn_v4 = (u32)({self.value(addr)}); __builtin_memcpy({dest}.addr, &nn_v4, 4); }}")
+            self.line(
+                f"{{ u32 nn_v4 = (u32)({self.value(addr)}); __builtin_memcpy({dest}.addr, &nn_v4, 4); }}"
+            )
             return
         size = min(addr_ty.size if addr_ty.kind is Kind.ARRAY else 16, 16)
         if len(args) == 1:
@@ -162,7 +170,9 @@ class CallWriter:
             return
         address = self.value(source)
         helper = "bpf_probe_read_user" if source_ty.user else "bpf_probe_read_kernel"
-        self.line(f"{helper}({dest}.data, {dest}.length & {self.gen.mask(ty.size)}, (const void *)({address}));")
+        self.line(
+            f"{helper}({dest}.data, {dest}.length & {self.gen.mask(ty.size)}, (const void *)({address}));"
+        )
 
     def read_string(self: FunctionWriter, dest: str, size: int, e: ast.Call, fresh: bool) -> None:
         """``str(p[, n])`` read straight into ``dest``."""
@@ -175,7 +185,11 @@ class CallWriter:
             self.line(f"__builtin_memset({dest}, 0, {size});")
         if source_ty.kind is Kind.ARRAY:
             address = self.value(source)
-        elif isinstance(source, ast.Field) and source.expr.type is not None and source.expr.type.kind is Kind.CTX:
+        elif (
+            isinstance(source, ast.Field)
+            and source.expr.type is not None
+            and source.expr.type.kind is Kind.CTX
+        ):
             address = self.gen.arg_value(self, source)
         else:
             address = self.value(source)
@@ -194,6 +208,8 @@ class CallWriter:
         name = e.name
         if name in ("printf", "system", "cat", "print", "clear", "zero", "exit", "time", "join"):
             self.emit_site(e)
+            if name == "exit":
+                self.line("nn_exited = 1;")
             return
         if name == "delete":
             self.delete(e.args[0])

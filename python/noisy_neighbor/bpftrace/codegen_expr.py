@@ -144,15 +144,22 @@ class ExprWriter:
         return f"(({result})({op}({result})({inner})))"
 
     def increment(self: FunctionWriter, e: ast.Unop) -> str:
-        delta = "1" if e.op == "++" else "-1"
+        step = self.gen.step(e.operand.type)
+        delta = str(step) if e.op == "++" else str(-step)
         target = e.operand
         if isinstance(target, ast.Var):
             name = self.gen.var_name(target.name)
-            return f"({name}{e.op})" if e.postfix else f"({e.op}{name})"
+            if step == 1:
+                return f"({name}{e.op})" if e.postfix else f"({e.op}{name})"
+            old = self.temp("u64", init=name)
+            self.line(f"{name} += {delta};")
+            return old if e.postfix else name
         assert isinstance(target, ast.Map)
         info = self.gen.info.maps[target.name]
         key = self.key(target)
-        old = self.temp("s64", init=f"nn_map_fetch_add(&{info.c_name}, &{key}, {delta}, {info.index})")
+        old = self.temp(
+            "s64", init=f"nn_map_fetch_add(&{info.c_name}, &{key}, {delta}, {info.index})"
+        )
         return old if e.postfix else f"({old} + {delta})"
 
     def ternary_value(self: FunctionWriter, e: ast.Ternary) -> str:
@@ -247,10 +254,6 @@ class ExprWriter:
         if isinstance(e, ast.Var):
             return self.gen.var_name(e.name)
         if isinstance(e, ast.Field) and e.expr.type is not None:
-            if e.expr.type.kind is Kind.CTX and ty.kind is Kind.STRING:
-                direct = self.gen.arg_lvalue(self, e)
-                if direct is not None:
-                    return direct
             if e.expr.type.kind is Kind.TUPLE:
                 return f"{self.lvalue(e.expr)}.e{e.name}"
         if ty.kind in SCALAR_KINDS:
@@ -285,10 +288,28 @@ class ExprWriter:
             return
         if self.store_special(dest, dest_ty, e):
             return
+        if isinstance(e, ast.Map):
+            self.map_read_into(dest, self.gen.types.type_name(dest_ty), e, fresh)
+            return
+        if isinstance(e, ast.Ternary):
+            cond = self.value(e.cond)
+            self.line(f"if ({cond}) {{")
+            self.store(dest, dest_ty, e.then)
+            self.line("} else {")
+            self.store(dest, dest_ty, e.otherwise)
+            self.line("}")
+            return
         source = self.lvalue(e)
         self.line(f"__builtin_memcpy(&{dest}, &{source}, sizeof({dest}));")
 
-    def copy_typed(self: FunctionWriter, dest: str, dest_ty: SizedType, src: str, src_ty: SizedType, fresh: bool) -> None:
+    def copy_typed(
+        self: FunctionWriter,
+        dest: str,
+        dest_ty: SizedType,
+        src: str,
+        src_ty: SizedType,
+        fresh: bool,
+    ) -> None:
         if dest_ty.kind is Kind.STRING:
             self.copy_string(dest, dest_ty.size, src, src_ty.size, fresh)
         elif dest_ty.kind in SCALAR_KINDS:
@@ -296,7 +317,9 @@ class ExprWriter:
         else:
             self.line(f"__builtin_memcpy(&{dest}, &{src}, sizeof({dest}));")
 
-    def copy_string(self: FunctionWriter, dest: str, dest_size: int, src: str, src_size: int, fresh: bool) -> None:
+    def copy_string(
+        self: FunctionWriter, dest: str, dest_size: int, src: str, src_size: int, fresh: bool
+    ) -> None:
         n = min(dest_size, src_size)
         self.line(f"__builtin_memcpy({dest}, {src}, {n});")
         if n < dest_size and not fresh:
@@ -312,7 +335,9 @@ class ExprWriter:
             literal = self.gen.c_string(data)
             self.line(f"__builtin_memcpy({dest}, {literal}, {len(data) + 1});")
             if len(data) + 1 < size and not fresh:
-                self.line(f"__builtin_memset((char *){dest} + {len(data) + 1}, 0, {size - len(data) - 1});")
+                self.line(
+                    f"__builtin_memset((char *){dest} + {len(data) + 1}, 0, {size - len(data) - 1});"
+                )
             return
         if isinstance(e, ast.Builtin) and e.name == "comm":
             if not fresh:
@@ -331,9 +356,16 @@ class ExprWriter:
             self.line("}")
             return
         if isinstance(e, ast.Map):
-            self.map_read_into(dest, size, e, fresh)
+            self.map_read_into(dest, f"char[{size}]", e, fresh)
             return
-        if isinstance(e, ast.Field) and e.expr.type is not None and e.expr.type.kind in (Kind.POINTER, Kind.RECORD):
+        if isinstance(e, ast.Field) and e.expr.type is not None and e.expr.type.kind is Kind.CTX:
+            self.read_arg_string(dest, size, e, fresh)
+            return
+        if (
+            isinstance(e, ast.Field)
+            and e.expr.type is not None
+            and e.expr.type.kind in (Kind.POINTER, Kind.RECORD)
+        ):
             member, _, user = self.member_address(e)
             helper = "bpf_probe_read_user" if user else "bpf_probe_read_kernel"
             n = min(size, ty.size)
@@ -348,3 +380,21 @@ class ExprWriter:
             return
         source = self.lvalue(e)
         self.copy_string(dest, size, source, ty.size, fresh)
+
+    def read_arg_string(
+        self: FunctionWriter, dest: str, size: int, e: ast.Field, fresh: bool
+    ) -> None:
+        """A string field of the probe's context, read through the helper: a
+        tracepoint program may not load from its context at a moved offset."""
+        ty = e.type
+        assert ty is not None
+        address = self.gen.arg_value(self, e)
+        if not fresh:
+            self.line(f"__builtin_memset({dest}, 0, {size});")
+        n = min(size, ty.size)
+        if self.gen.arg_is_data_loc(self, e):
+            self.line(f"bpf_probe_read_kernel_str({dest}, {n}, (const void *)({address}));")
+            return
+        self.line(f"bpf_probe_read_kernel({dest}, {n}, (const void *)({address}));")
+        if n == size:
+            self.line(f"((char *){dest})[{size - 1}] = 0;")

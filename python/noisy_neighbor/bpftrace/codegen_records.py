@@ -58,7 +58,7 @@ def declare_records(gen: Generator) -> list[str]:
     )
     out.append(
         "struct {\n\t__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);\n\t__uint(max_entries, 1);"
-        "\n\t__type(key, u32);\n\t__array(values, struct nn_event_ring);\n} nn_events SEC(\".maps\");"
+        '\n\t__type(key, u32);\n\t__array(values, struct nn_event_ring);\n} nn_events SEC(".maps");'
     )
     return out
 
@@ -83,13 +83,13 @@ def declare_maps(gen: Generator) -> list[str]:
         value_type = gen.types.type_name(value)
         out.append(
             f"struct {{\n\t__uint(type, {map_type});\n\t__uint(max_entries, {MAP_KEYS_MAX});\n"
-            f"\t__type(key, {key_type});\n\t__type(value, {value_type});\n}} {info.c_name} SEC(\".maps\");"
+            f'\t__type(key, {key_type});\n\t__type(value, {value_type});\n}} {info.c_name} SEC(".maps");'
         )
     for (user, depth), name in sorted(gen.stack_maps.items()):
         del user
         out.append(
             f"struct {{\n\t__uint(type, BPF_MAP_TYPE_STACK_TRACE);\n\t__uint(max_entries, {STACK_MAP_ENTRIES});\n"
-            f"\t__uint(key_size, sizeof(u32));\n\t__uint(value_size, {depth} * sizeof(u64));\n}} {name} SEC(\".maps\");"
+            f'\t__uint(key_size, sizeof(u32));\n\t__uint(value_size, {depth} * sizeof(u64));\n}} {name} SEC(".maps");'
         )
     return out
 
@@ -109,7 +109,7 @@ def tracepoint_struct(gen: Generator, context: ProbeContext) -> str:
         if field.offset < offset:
             continue  # overlapping fields: keep the first
         lines.append(f"\t{_tracepoint_field(field)};")
-        align = min(field.element_size, 8)
+        align = min(field.size // max(field.count, 1), 8)
         if align and field.offset % align:
             packed = True
         offset = field.offset + field.size
@@ -119,12 +119,14 @@ def tracepoint_struct(gen: Generator, context: ProbeContext) -> str:
 
 def _tracepoint_field(field) -> str:
     ty = field.type
+    name = field.c_name
     if field.data_loc:
-        return f"u32 {field.name}"
+        return f"u32 {name}"
     if ty.kind is Kind.STRING:
-        return f"char {field.name}[{ty.size}]"
+        return f"char {name}[{ty.size}]"
     if field.count > 1:
-        return f"{int_c_type(field.element_size, field.signed)} {field.name}[{field.count}]"
+        element = field.size // field.count
+        return f"{int_c_type(element, field.signed)} {name}[{field.count}]"
     if field.size in (1, 2, 4, 8):
-        return f"{int_c_type(field.size, field.signed)} {field.name}"
-    return f"u8 {field.name}[{field.size}]"
+        return f"{int_c_type(field.size, field.signed)} {name}"
+    return f"u8 {name}[{field.size}]"

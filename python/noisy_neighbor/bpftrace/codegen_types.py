@@ -7,12 +7,24 @@ from __future__ import annotations
 
 from .types import Kind, SizedType
 
-__all__ = ["CTypes", "SCALAR_KINDS"]
+__all__ = ["SCALAR_KINDS", "CTypes"]
 
 #: Kinds the generated C keeps in one 64-bit integer.
 SCALAR_KINDS = frozenset(
-    {Kind.INT, Kind.POINTER, Kind.RECORD, Kind.ARRAY, Kind.CTX, Kind.KSYM, Kind.KSTACK,
-     Kind.USERNAME, Kind.PROBE, Kind.TIMESTAMP, Kind.CGROUP_PATH, Kind.STRERROR}  # fmt: skip
+    {
+        Kind.INT,
+        Kind.POINTER,
+        Kind.RECORD,
+        Kind.ARRAY,
+        Kind.CTX,
+        Kind.KSYM,
+        Kind.KSTACK,
+        Kind.USERNAME,
+        Kind.PROBE,
+        Kind.TIMESTAMP,
+        Kind.CGROUP_PATH,
+        Kind.STRERROR,
+    }
 )
 _FIXED_STRUCTS = {
     Kind.INET: ("struct nn_inet", "struct nn_inet {\n\tu64 family;\n\tu8 addr[16];\n};"),
@@ -55,8 +67,9 @@ class CTypes:
         if kind is Kind.TUPLE:
             key = ("tuple", ty.fields)
             if key not in self._names:
-                name = f"struct nn_tuple_{len([k for k in self._names if k[0] == 'tuple'])}"
+                # members first: a nested tuple is declared (and numbered) before this one
                 members = "".join(f"\t{self.decl(f, f'e{i}')};\n" for i, f in enumerate(ty.fields))
+                name = f"struct nn_tuple_{len([k for k in self._names if k[0] == 'tuple'])}"
                 self._declare(key, name, f"{name} {{\n{members}}};")
             return self._names[key], ""
         if kind in _FIXED_STRUCTS:

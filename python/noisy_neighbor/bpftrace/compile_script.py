@@ -70,11 +70,12 @@ def compile_script(
     name: str = "stdin",
     unsafe: bool = False,
     has_child: bool = False,
+    includes: list[str] | None = None,
 ) -> CompiledScript:
     """Raises ScriptError for a bad script, PluginCompileError if clang
     fails on the generated C (a bug here: the message says so)."""
     source = Source(program, name)
-    tree = parse(program, name)
+    tree = parse(program, name, includes=includes)
     kernel = Kernel(tree.definitions)
     info = check(tree, source, kernel, params, unsafe=unsafe, has_child=has_child)
     code, gen = generate(info, kernel)

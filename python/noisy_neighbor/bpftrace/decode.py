@@ -101,7 +101,7 @@ def _cgroup_path(cgroup_id: int) -> str:
 
     try:
         paths = CgroupTree().paths([cgroup_id])
-    except Exception:  # noqa: BLE001 - a name that cannot be found prints as the id
+    except Exception:
         return str(cgroup_id)
     path = paths.get(cgroup_id) if isinstance(paths, dict) else None
     return f"unified:{path}" if path else str(cgroup_id)
@@ -113,12 +113,18 @@ def column_values(
     """The values of field ``name`` (of type ``ty``) in every row."""
     kind = ty.kind
     if kind is Kind.TUPLE:
-        parts = [column_values(f, columns, _sub(name, f"e{i}"), resolver) for i, f in enumerate(ty.fields)]
+        parts = [
+            column_values(f, columns, _sub(name, f"e{i}"), resolver)
+            for i, f in enumerate(ty.fields)
+        ]
         return [tuple(row) for row in zip(*parts, strict=True)] if parts else []
     if kind is Kind.BUFFER:
         lengths = columns[_sub(name, "length")].tolist()
         data = columns[_sub(name, "data")]
-        return [bytes(np.asarray(d).tobytes())[: min(n, ty.size)] for d, n in zip(data, lengths, strict=True)]
+        return [
+            bytes(np.asarray(d).tobytes())[: min(n, ty.size)]
+            for d, n in zip(data, lengths, strict=True)
+        ]
     if kind is Kind.INET:
         families = columns[_sub(name, "family")].tolist()
         raw = columns[_sub(name, "addr")]

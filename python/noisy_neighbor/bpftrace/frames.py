@@ -15,26 +15,58 @@ from .values import MapSnapshot
 __all__ = ["map_frame"]
 
 
-def _index(snapshot: MapSnapshot) -> pd.Index | None:
+def _names(snapshot: MapSnapshot, key_names: tuple[str, ...]) -> list[str]:
+    parts = len(snapshot.key_types)
+    names = list(key_names[:parts]) + [f"key{i}" for i in range(len(key_names), parts)]
+    # two parts read from the same name (@[pid, pid]) stay apart
+    return [n if names.count(n) == 1 else f"{n}_{i}" for i, n in enumerate(names)]
+
+
+def _index(snapshot: MapSnapshot, key_names: tuple[str, ...]) -> pd.Index | None:
     keys = [key for key, _ in snapshot.entries]
     parts = len(snapshot.key_types)
     if parts == 0:
         return None
-    names = [f"key{i}" if parts > 1 else "key" for i in range(parts)]
+    names = _names(snapshot, key_names)
     if parts == 1:
         return pd.Index([k[0] for k in keys], name=names[0])
     return pd.MultiIndex.from_tuples(keys, names=names)
 
 
-def map_frame(snapshot: MapSnapshot) -> Any:
+def map_frame(snapshot: MapSnapshot, key_names: tuple[str, ...] = (), resolve: bool = False) -> Any:
+    """The map as pandas; with ``resolve``, a ``cgroup_id`` key level gains
+    the cgroup's path, container and pod (as ``EventBatch.to_pandas`` does)."""
+    frame = _frame(snapshot, key_names)
+    if (
+        resolve
+        and "cgroup_id" in _names(snapshot, key_names)
+        and isinstance(frame, (pd.Series, pd.DataFrame))
+    ):
+        frame = _resolved(frame)
+    return frame
+
+
+def _resolved(frame: Any) -> pd.DataFrame:
+    from ..host.batches import EventBatch
+
+    table = frame.to_frame() if isinstance(frame, pd.Series) else frame
+    table = table.reset_index()
+    ids = table["cgroup_id"].to_numpy()
+    names = EventBatch({"cgroup_id": ids}).to_pandas(resolve=True).drop(columns=["cgroup_id"])
+    return pd.concat([table, names], axis=1)
+
+
+def _frame(snapshot: MapSnapshot, key_names: tuple[str, ...]) -> Any:
     kind = snapshot.value_type.kind
-    index = _index(snapshot)
+    index = _index(snapshot, key_names)
     values = [value for _, value in snapshot.entries]
     name = snapshot.name
     if kind in (Kind.HIST, Kind.LHIST):
         from .histograms import ScriptHistogram
 
-        hists = [ScriptHistogram.from_snapshot(snapshot, key, counts) for key, counts in snapshot.entries]
+        hists = [
+            ScriptHistogram.from_snapshot(snapshot, key, counts) for key, counts in snapshot.entries
+        ]
         if index is None:
             return hists[0] if hists else ScriptHistogram.empty(snapshot)
         return pd.Series(hists, index=index, name=name, dtype=object)

@@ -10,25 +10,11 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from . import ast
+from .tracepoints import TracepointField
 from .types import Kind, SizedType
 from .user_types import UserTypes
 
-__all__ = ["FunctionInfo", "Kernel", "TracepointField"]
-
-
-@dataclass(frozen=True)
-class TracepointField:
-    name: str
-    offset: int
-    size: int
-    signed: bool
-    type: SizedType
-    data_loc: bool = False
-    count: int = 1  # elements of an array field
-
-    @property
-    def element_size(self) -> int:
-        return self.size // max(self.count, 1)
+__all__ = ["FunctionInfo", "Kernel"]
 
 
 @dataclass(frozen=True)
@@ -153,12 +139,7 @@ class Kernel:
             if fmt is None:
                 self._tracepoints[key] = None
             else:
-                self._tracepoints[key] = [
-                    TracepointField(
-                        f.name, f.offset, f.size, f.signed, f.type, f.data_loc, max(f.count, 1)
-                    )
-                    for f in fmt.all_fields
-                ]
+                self._tracepoints[key] = list(fmt.all_fields)
         return self._tracepoints[key]
 
     # -- symbols and hooks ---------------------------------------------------------------

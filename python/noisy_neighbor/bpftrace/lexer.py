@@ -237,6 +237,13 @@ class Lexer:
                 depth += 1
             elif c == "}":
                 depth -= 1
+                if depth == 0 and not re.match(r"\s*[;A-Za-z_*]", text[i + 1 :]):
+                    # bpftrace takes `struct x { ... }` without the `;` too
+                    self.pos = i + 1
+                    return Token("c", text[start : i + 1] + ";", self.location(start, i + 1))
+                if depth == 0 and re.match(r"\s*(BEGIN|END|[a-z]+:)", text[i + 1 :]):
+                    self.pos = i + 1
+                    return Token("c", text[start : i + 1] + ";", self.location(start, i + 1))
             elif c == ";" and depth == 0:
                 self.pos = i + 1
                 return Token("c", text[start : i + 1], self.location(start, i + 1))

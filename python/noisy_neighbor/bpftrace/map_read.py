@@ -22,6 +22,8 @@ __all__ = ["snapshot"]
 def _keys(info: MapInfo, view: MapView, resolver: Resolver) -> list[tuple[Any, ...]]:
     key_types = info.key_types or ()
     count = len(view)
+    if not count:
+        return []
     if not key_types:
         return [()] * count
     parts = [column_values(ty, view.keys, f"k{i}", resolver) for i, ty in enumerate(key_types)]
@@ -53,7 +55,11 @@ def snapshot(info: MapInfo, view: MapView, resolver: Resolver) -> MapSnapshot:
         pick = np.min if kind is Kind.MIN else np.max
         fill = np.iinfo(np.int64).max if kind is Kind.MIN else np.iinfo(np.int64).min
         merged = pick(np.where(seen, values, fill), axis=1)
-        entries = [(k, int(m)) for k, m, any_seen in zip(keys, merged, seen.any(axis=1), strict=True) if any_seen]
+        entries = [
+            (k, int(m))
+            for k, m, any_seen in zip(keys, merged, seen.any(axis=1), strict=True)
+            if any_seen
+        ]
     elif kind in (Kind.AVG, Kind.STATS):
         totals = _per_cpu(view, "total").sum(axis=1)
         counts = _per_cpu(view, "count").sum(axis=1)
@@ -65,7 +71,9 @@ def snapshot(info: MapInfo, view: MapView, resolver: Resolver) -> MapSnapshot:
     return MapSnapshot(info.name, tuple(info.key_types or ()), value, tuple(entries))
 
 
-def _buckets(info: MapInfo, view: MapView, keys: list[tuple[Any, ...]]) -> list[tuple[tuple[Any, ...], Any]]:
+def _buckets(
+    info: MapInfo, view: MapView, keys: list[tuple[Any, ...]]
+) -> list[tuple[tuple[Any, ...], Any]]:
     value = info.value
     assert value is not None
     if value.kind is Kind.HIST:

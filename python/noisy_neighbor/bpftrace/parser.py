@@ -407,11 +407,26 @@ def _relocate(node: object, loc: Location) -> None:
                 _relocate(value, loc)
 
 
-def parse(text: str, name: str = "stdin", predefined: dict[str, str] | None = None) -> ast.Program:
+def parse(
+    text: str,
+    name: str = "stdin",
+    predefined: dict[str, str] | None = None,
+    includes: list[str] | None = None,
+) -> ast.Program:
     """The syntax tree of a script (``name`` names it in errors: ``stdin``
-    for ``-e``, its path for a file). Raises ScriptError."""
+    for ``-e``, its path for a file). Numeric macros of the headers it
+    includes (and of ``includes``) are constants; so are the kernel's
+    constants of :data:`~.headers.KERNEL_MACROS`. Raises ScriptError."""
+    from .headers import KERNEL_MACROS, HeaderNotFound, header_macros
+
     source = Source(text, name)
     pre = preprocess(source, predefined)
-    program = Parser(source, pre.text, pre.macros).program()
+    wanted = [*(includes or []), *pre.includes]
+    try:
+        from_headers = header_macros(wanted)
+    except HeaderNotFound as err:
+        raise fail(source, None, str(err)) from None
+    macros = {**KERNEL_MACROS, **from_headers, **pre.macros}
+    program = Parser(source, pre.text, macros).program()
     program.includes = pre.includes
     return program

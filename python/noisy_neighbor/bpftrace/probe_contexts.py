@@ -9,10 +9,11 @@ with its arguments from BTF (one line says so)."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from . import ast
-from .probes import ProbeSpec, UnknownProbe, expand, split
+from .probes import UnknownProbe, expand, split
 from .program_info import ArgInfo, ProbeContext
 from .types import Kind, SizedType, int_type
 
@@ -32,9 +33,19 @@ _UNSUPPORTED = {
 def make_contexts(checker: Checker, probe: ast.Probe, start: int) -> list[ProbeContext]:
     contexts: list[ProbeContext] = []
     kernel = checker.kernel
+    params = checker.info.params
     for point in probe.attach_points:
+        raw = re.sub(
+            r"\$(\d+|#)",
+            lambda m: (
+                str(len(params))
+                if m.group(1) == "#"
+                else (params[int(m.group(1)) - 1] if 0 < int(m.group(1)) <= len(params) else "")
+            ),
+            point.raw,
+        )
         try:
-            spec = split(point.raw)
+            spec = split(raw)
             if spec.provider in _UNSUPPORTED:
                 raise UnknownProbe(_UNSUPPORTED[spec.provider])
             concrete = expand(spec, kernel.tracepoints, kernel.functions)
@@ -65,7 +76,9 @@ def _describe(checker: Checker, context: ProbeContext, point: ast.AttachPoint) -
         if fields is None:
             raise UnknownProbe(f"tracepoint not found: {spec.target}:{spec.func}")
         context.section = f"tp/{spec.target}/{spec.func}"
-        context.args = {f.name: ArgInfo(f.name, f.type, f"args->{f.name}", f.data_loc) for f in fields}
+        context.args = {
+            f.name: ArgInfo(f.name, f.type, f"args->{f.c_name}", f.data_loc) for f in fields
+        }
     elif provider == "rawtracepoint":
         context.section = f"raw_tp/{spec.func}"
     elif provider in ("kfunc", "kretfunc"):
@@ -92,15 +105,21 @@ def _describe(checker: Checker, context: ProbeContext, point: ast.AttachPoint) -
             context.retval_c = "PT_REGS_RC((struct pt_regs *)ctx)"
     elif provider == "profile":
         context.section = "perf_event"
-        rate = {"frequency": spec.count} if spec.unit == "hz" else {"period": spec.count * _NS[spec.unit]}
+        rate = (
+            {"frequency": spec.count}
+            if spec.unit == "hz"
+            else {"period": spec.count * _NS[spec.unit]}
+        )
         context.perf_event = {"type": "software", "event": "cpu-clock", **rate}
     elif provider == "interval":
         context.section = "perf_event"
-        if spec.unit == "hz":
-            period = 1_000_000_000 // spec.count
-        else:
-            period = spec.count * _NS[spec.unit]
-        context.perf_event = {"type": "software", "event": "cpu-clock", "period": period, "cpus": "first"}
+        period = 1000000000 // spec.count if spec.unit == "hz" else spec.count * _NS[spec.unit]
+        context.perf_event = {
+            "type": "software",
+            "event": "cpu-clock",
+            "period": period,
+            "cpus": "first",
+        }
     elif provider in ("software", "hardware"):
         from .probes import HARDWARE_EVENTS, SOFTWARE_EVENTS
 

@@ -11,7 +11,26 @@ from .diagnostics import Location
 from .probes import ProbeSpec
 from .types import SizedType
 
-__all__ = ["ArgInfo", "MapInfo", "ProbeContext", "ProgramInfo", "Site"]
+__all__ = ["ArgInfo", "MapInfo", "ProbeContext", "ProgramInfo", "Site", "expression_name"]
+
+
+def expression_name(expr: ast.Expr, index: int) -> str:
+    """A name for what an expression reads, for a printf column or a map's
+    key level: the builtin, variable, map or field it names (``cgroup``
+    becomes ``cgroup_id``, the column name the package resolves), else
+    ``arg<index>``."""
+    if isinstance(expr, ast.Builtin):
+        return "cgroup_id" if expr.name == "cgroup" else expr.name
+    if isinstance(expr, ast.Var):
+        return expr.name.lstrip("$")
+    if isinstance(expr, ast.Field):
+        return expr.name if not expr.name.isdigit() else f"arg{index}"
+    if isinstance(expr, ast.Map) and expr.name != "@":
+        return expr.name.lstrip("@")
+    if isinstance(expr, ast.Call) and expr.args:
+        inner = expression_name(expr.args[0], index)
+        return inner if not inner.startswith("arg") else f"arg{index}"
+    return f"arg{index}"
 
 
 @dataclass
@@ -24,6 +43,8 @@ class MapInfo:
     loc: Location
     key_types: tuple[SizedType, ...] | None = None
     value: SizedType | None = None
+    #: a name per key part, from the expression first used for it
+    key_names: tuple[str, ...] = ()
 
     @property
     def c_name(self) -> str:

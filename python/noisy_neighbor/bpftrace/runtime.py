@@ -24,7 +24,7 @@ from .sinks import Sink, sink_for
 from .values import MapSnapshot, TypedValue
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 __all__ = ["Script"]
 
@@ -51,10 +51,16 @@ class Script(Lifecycle):
         output: str = "text",
         stream: Any = None,
         keep_printf: bool = False,
+        includes: list[str] | None = None,
         **options: Any,
     ) -> None:
         self.compiled: CompiledScript = compile_script(
-            program, [str(p) for p in params], name=name, unsafe=unsafe, has_child=cpid is not None
+            program,
+            [str(p) for p in params],
+            name=name,
+            unsafe=unsafe,
+            has_child=cpid is not None,
+            includes=includes,
         )
         self.info = self.compiled.info
         self.plugin = self.compiled.plugin(cpid=cpid, batch_ms=BATCH_MS, **options)
@@ -74,6 +80,8 @@ class Script(Lifecycle):
         self._skipping = False
         self._pending: list[EventBatch] = []
         self.after_exit_records = 0
+        #: resolve cgroup ids to names when showing maps in a notebook
+        self.resolve = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -100,6 +108,8 @@ class Script(Lifecycle):
         rings (``END``'s printf too). Maps stay readable."""
         if not self.running:
             return
+        # What came before END (and, after exit(), nothing more but what
+        # other CPUs had in flight: skipped), then END's own output.
         self._drain(wait=True)
         self._skipping = False
         for name in self.compiled.end_programs:
@@ -162,11 +172,13 @@ class Script(Lifecycle):
                 self.after_exit_records += len(order) - position - 1
                 return
 
-    def _act(self, site, columns: dict[str, np.ndarray], row: int, texts: dict[int, list[str]]) -> None:
+    def _act(
+        self, site, columns: dict[str, np.ndarray], row: int, texts: dict[int, list[str]]
+    ) -> None:
         kind = site.kind
         if kind == "printf":
             if site.id in texts:
-                self.sink.write(texts[site.id][row])
+                self.sink.printf([texts[site.id][row]])
         elif kind in ("system", "cat"):
             values = self._values(site, columns, row)
             from .unsafe import run_cat, run_system
@@ -175,7 +187,7 @@ class Script(Lifecycle):
             self.sink.printf([run_system(command) if kind == "system" else run_cat(command)], kind)
         elif kind == "print_map":
             info = self.info.maps[site.map]
-            top, div = (list(site.numbers) + [0, 0])[:2]
+            top, div = ([*list(site.numbers), 0, 0])[:2]
             self.sink.map(self.snapshot(info.name), top, div)
         elif kind == "print_value":
             (value,) = self._values(site, columns, row)
@@ -195,10 +207,15 @@ class Script(Lifecycle):
 
     def _values(self, site, columns: dict[str, np.ndarray], row: int) -> list[Any]:
         one = {name: column[row : row + 1] for name, column in columns.items()}
-        return [column_values(ty, one, f"a{i}", self.resolver)[0] for i, ty in enumerate(site.arg_types)]
+        return [
+            column_values(ty, one, f"a{i}", self.resolver)[0] for i, ty in enumerate(site.arg_types)
+        ]
 
     def _render(self, site, columns: dict[str, np.ndarray]) -> list[str]:
-        values = [column_values(ty, columns, f"a{i}", self.resolver) for i, ty in enumerate(site.arg_types)]
+        values = [
+            column_values(ty, columns, f"a{i}", self.resolver)
+            for i, ty in enumerate(site.arg_types)
+        ]
         count = len(columns["nn_id"])
         return render_rows(site.text, site.arg_types, values, count)
 
@@ -209,7 +226,9 @@ class Script(Lifecycle):
             if ty.kind.value in ("int", "string"):
                 named[key] = columns[f"a{i}"]
             else:
-                named[key] = np.array(column_values(ty, columns, f"a{i}", self.resolver), dtype=object)
+                named[key] = np.array(
+                    column_values(ty, columns, f"a{i}", self.resolver), dtype=object
+                )
         if not named:
             named["count"] = np.ones(len(columns["nn_id"]), dtype=np.int64)
         batch = EventBatch(named)
@@ -268,7 +287,9 @@ class Script(Lifecycle):
         """Map ``name`` (``@x``, or ``x``) as it is now."""
         info = self.info.maps.get(name) or self.info.maps.get(f"@{name}")
         if info is None:
-            raise ProbeStateError(f"the script has no map {name}; its maps: {', '.join(self.info.maps)}")
+            raise ProbeStateError(
+                f"the script has no map {name}; its maps: {', '.join(self.info.maps)}"
+            )
         view = self.plugin.map(info.c_name)
         self.resolver.forget_stacks()
         return snapshot(info, view, self.resolver)
@@ -276,16 +297,22 @@ class Script(Lifecycle):
     def snapshots(self) -> list[MapSnapshot]:
         return [self.snapshot(name) for name in self.info.maps]
 
-    def maps(self) -> dict[str, pd.Series | pd.DataFrame]:
+    def maps(self, resolve: bool = False) -> dict[str, Any]:
         """Every map as pandas (see :meth:`map`)."""
+        return {name: self.map(name, resolve) for name in self.info.maps}
+
+    def map(self, name: str, resolve: bool = False) -> Any:
+        """Map ``name`` as data: a Series keyed by its key (a DataFrame with
+        a MultiIndex for several key parts; levels named after what the key
+        read: ``comm``, ``pid``, ``cgroup_id``); the value itself for a map
+        without keys; :class:`ScriptHistogram` values for hist and lhist;
+        count/total/average columns for avg and stats. ``resolve=True`` adds
+        the cgroup's path, container and pod for a ``cgroup_id`` key."""
         from .frames import map_frame
 
-        return {name: map_frame(self.snapshot(name)) for name in self.info.maps}
-
-    def map(self, name: str) -> pd.Series | pd.DataFrame:
-        from .frames import map_frame
-
-        return map_frame(self.snapshot(name))
+        info = self.info.maps.get(name) or self.info.maps.get(f"@{name}")
+        snap = self.snapshot(name)
+        return map_frame(snap, info.key_names if info else (), resolve)
 
     def _read_stacks(self, user: bool, depth: int) -> dict[int, list[int]]:
         view = self.plugin.map(f"nn_stack_{'u' if user else 'k'}_{depth}")
@@ -313,7 +340,16 @@ class Script(Lifecycle):
     def map_errors(self) -> dict[str, int]:
         errors = self.plugin.read_global("nn_map_errors")
         errors = errors if isinstance(errors, list) else [errors]
-        return {info.name: int(errors[info.index]) for info in self.info.maps.values() if errors[info.index]}
+        return {
+            info.name: int(errors[info.index])
+            for info in self.info.maps.values()
+            if errors[info.index]
+        }
+
+    def _repr_html_(self) -> str:
+        from .render import script_html
+
+        return script_html(self)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"

@@ -16,7 +16,12 @@ CAT_LIMIT = 1 << 20
 def run_system(command: str) -> str:
     """The command's standard output (its errors go to ours, as bpftrace's do)."""
     result = subprocess.run(
-        command, shell=True, stdout=subprocess.PIPE, text=True, errors="surrogateescape", check=False
+        command,
+        shell=True,
+        stdout=subprocess.PIPE,
+        text=True,
+        errors="surrogateescape",
+        check=False,
     )
     return result.stdout
 

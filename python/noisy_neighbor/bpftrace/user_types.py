@@ -13,7 +13,9 @@ from .types import Kind, SizedType, int_type, string_type
 __all__ = ["UserTypes"]
 
 _STRUCT = re.compile(r"\b(struct|union)\s+([A-Za-z_]\w*)\s*\{(.*)\}\s*;?\s*$", re.S)
-_MEMBER = re.compile(r"^(?P<type>.*?)(?P<stars>\**)\s*(?P<name>[A-Za-z_]\w*)\s*(?:\[(?P<count>\d+)\])?$")
+_MEMBER = re.compile(
+    r"^(?P<type>.*?)(?P<stars>\**)\s*(?P<name>[A-Za-z_]\w*)\s*(?:\[(?P<count>\d+)\])?$"
+)
 _C_INTS = {
     "char": (1, True), "signed char": (1, True), "unsigned char": (1, False),
     "short": (2, True), "short int": (2, True), "unsigned short": (2, False),
@@ -25,6 +27,8 @@ _C_INTS = {
     "__u8": (1, False), "__u16": (2, False), "__u32": (4, False), "__u64": (8, False),
     "__s8": (1, True), "__s16": (2, True), "__s32": (4, True), "__s64": (8, True),
     "bool": (1, False), "_Bool": (1, False),
+    "int8_t": (1, True), "int16_t": (2, True), "int32_t": (4, True), "int64_t": (8, True),
+    "uint8_t": (1, False), "uint16_t": (2, False), "uint32_t": (4, False), "uint64_t": (8, False),
     **{name: spec for name, spec in INT_TYPE_NAMES.items()},
 }  # fmt: skip
 
@@ -37,7 +41,9 @@ class UserTypes:
         for text in self.texts:
             match = _STRUCT.search(text)
             if match:
-                self._parse(f"{match.group(1)} {match.group(2)}", match.group(3), match.group(1) == "union")
+                self._parse(
+                    f"{match.group(1)} {match.group(2)}", match.group(3), match.group(1) == "union"
+                )
 
     def has(self, name: str) -> bool:
         return name in self.records

@@ -11,6 +11,9 @@ Fixtures:
 - ``cpu_hog(cgroup, n=1, *, cpus=None)`` starts busy loops in a cgroup.
 - ``runq_probe``: a :class:`RunqProbe` running for the test's body;
   ``runq_probe.latency(cgroup)`` gives that cgroup's histogram so far.
+- ``bpftrace(program, *args, **options)`` starts a bpftrace-language script
+  for the test (stopped, END run, at teardown) and returns it, so an
+  experiment asserts on its maps: ``bpftrace("...").map("@")``.
 
 Marker: ``@pytest.mark.needs_bpf`` skips a test with the reason when this
 process cannot load BPF, and fails it instead when ``NN_REQUIRE_BPF=1``.
@@ -198,3 +201,23 @@ def runq_probe(request: pytest.FixtureRequest) -> Iterator[RunqProbe]:
         if cgroups:
             readings = [(c, probe.latency(c)) for c in cgroups]
             request.config.stash[_SUMMARY_KEY].append((request.node.nodeid, readings))
+
+
+@pytest.fixture
+def bpftrace() -> Iterator[Callable[..., Any]]:
+    """Starts bpftrace-language scripts for a test; each is stopped and
+    closed at teardown, also when the test fails."""
+    from ..bpftrace import bpftrace as compile_script
+
+    started: list[Any] = []
+
+    def start(program: str, *args: Any, **options: Any) -> Any:
+        script = compile_script(program, *args, **options)
+        script.start()
+        started.append(script)
+        return script
+
+    yield start
+    for script in started:
+        with contextlib.suppress(Exception):
+            script.close()

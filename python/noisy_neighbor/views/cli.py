@@ -21,6 +21,8 @@ from ..units import UNITS, format_ns
 from .cli_args import Parser, positive_float, positive_int
 from .cli_run import add_run_parser, run_plugin
 from .cli_serve import add_serve_parser, run_serve
+from .cli_trace import USAGE as TRACE_USAGE
+from .cli_trace import add_trace_parser, run_trace
 from .demo import run_demo
 from .keys import quit_keys
 
@@ -102,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_max_cgroups(top)
     add_run_parser(commands)
     add_serve_parser(commands)
+    add_trace_parser(commands)
     return parser
 
 
@@ -250,7 +253,15 @@ def run_top(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["trace"]:
+        # trace takes bpftrace's flags, and answers a bad one with its usage.
+        trace = Parser(prog="noisy-neighbor trace", usage=TRACE_USAGE)
+        commands = trace.add_subparsers(dest="command")
+        add_trace_parser(commands)
+        args = trace.parse_args(words)
+    else:
+        args = parser.parse_args(words)
     try:
         if args.command == "demo":
             return run_demo(args.seconds)
@@ -264,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_plugin(args)
         if args.command == "serve":
             return run_serve(args)
+        if args.command == "trace":
+            return run_trace(args)
     except (NoisyNeighborError, ValueError, TypeError, OSError) as err:
         # One line, whatever went wrong; a verifier log (ProbeLoadError)
         # follows it, indented, because it is the reason.

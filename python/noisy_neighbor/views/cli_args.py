@@ -21,6 +21,8 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         print(f"noisy-neighbor: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        if self.usage and "USAGE:" in self.usage:  # trace answers as bpftrace does
+            print(self.usage.strip("\n"), file=sys.stderr)
         sys.exit(1)
 
 

@@ -50,10 +50,16 @@ def bpf_magic(line: str, cell: str, namespace: dict[str, Any] | None = None) -> 
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Registers ``%%bpf`` (``%load_ext noisy_neighbor``)."""
+    """Registers ``%%bpf`` and ``%%bpftrace`` (``%load_ext noisy_neighbor``)."""
+    from .bpftrace_magic import bpftrace_magic
 
     def bpf(line: str, cell: str) -> Plugin:
         return bpf_magic(line, cell, ipython.user_ns)
 
+    def bpftrace(line: str, cell: str) -> Any:
+        return bpftrace_magic(line, cell, ipython.user_ns)
+
     bpf.__doc__ = bpf_magic.__doc__
+    bpftrace.__doc__ = bpftrace_magic.__doc__
     ipython.register_magic_function(bpf, magic_kind="cell", magic_name="bpf")
+    ipython.register_magic_function(bpftrace, magic_kind="cell", magic_name="bpftrace")

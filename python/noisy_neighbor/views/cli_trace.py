@@ -1,0 +1,331 @@
+"""``noisy-neighbor trace``: bpftrace's command line over the probe host.
+
+    noisy-neighbor trace -e 'tracepoint:sched:sched_process_exec { @[comm] = count(); }'
+    noisy-neighbor trace /usr/sbin/runqlat.bt
+    noisy-neighbor trace -f json -c 'ls /' -e 'tracepoint:syscalls:sys_enter_openat /pid == cpid/ { @++; }'
+
+It prints what bpftrace 0.17 prints (``Attaching N probes...``, printf
+output, and every map at exit) or bpftrace's NDJSON with ``-f json``; it
+exits on ``exit()``, Ctrl-C, SIGTERM, or when ``-c``'s command or ``-p``'s
+process ends, running ``END`` first."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = ["USAGE", "add_trace_parser", "run_trace"]
+
+USAGE = """
+USAGE:
+    noisy-neighbor trace [options] filename [ARGS...]
+    noisy-neighbor trace [options] - < filename
+    noisy-neighbor trace [options] -e 'program' [ARGS...]
+
+OPTIONS:
+    -e 'program'   the program's text
+    -f FORMAT      output format: text (default) or json (bpftrace's NDJSON)
+    -o FILE        write the output to FILE
+    -c 'CMD'       run CMD, and exit when it does ($cpid is its pid)
+    -p PID         exit when PID does
+    -q             keep quiet: no 'Attaching N probes...' line
+    -l [PATTERN]   list the probes that match PATTERN
+    -B MODE        output buffering: line (default), full or none
+    -d             print the generated C and exit
+    --include H    take the numeric macros of header H (repeatable)
+    --unsafe       allow system() and signal()
+    --info         what this kernel supports
+    -h, --help     this text
+    -V, --version  the version
+
+EXAMPLES:
+    noisy-neighbor trace -l '*sleep*'
+    noisy-neighbor trace -e 'tracepoint:sched:sched_process_exec { @[comm] = count(); }'
+    noisy-neighbor trace /usr/sbin/runqlat.bt
+"""
+
+#: The largest pid the kernel hands out (PID_MAX_LIMIT on 64-bit).
+PID_MAX = 4_194_304
+
+#: The runtime test harness of bpftrace waits for this line before it
+#: starts the workload (bpftrace prints it when the variable is set).
+_NOTIFY = "__BPFTRACE_NOTIFY_PROBES_ATTACHED"
+
+
+def add_trace_parser(commands: Any) -> None:
+    trace = commands.add_parser(
+        "trace",
+        add_help=False,
+        usage=USAGE,
+        help="run a bpftrace program (one-liner or .bt file) on the probe host",
+        description=(
+            "Run a program in bpftrace's language: print what bpftrace prints, or its "
+            "NDJSON with -f json. Ctrl-C ends it (END runs, maps are printed)."
+        ),
+    )
+    trace.add_argument("-h", "--help", action="store_true", help="show this help")
+    trace.add_argument("-V", "--version", action="store_true", help="show the version")
+    trace.add_argument("-e", dest="program", metavar="PROGRAM", help="the program's text")
+    trace.add_argument("args", nargs="*", metavar="FILE|ARG", help="a .bt file, then $1, $2...")
+    trace.add_argument("-f", dest="format", choices=["text", "json"], default="text")
+    trace.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
+    trace.add_argument("-c", dest="child_command", metavar="CMD", help="run CMD; exit when it does")
+    trace.add_argument("-p", dest="pid", metavar="PID", help="exit when PID does")
+    trace.add_argument("-q", dest="quiet", action="store_true", help="no 'Attaching' line")
+    trace.add_argument("-l", dest="list", action="store_true", help="list probes (PATTERN)")
+    trace.add_argument("-B", dest="buffering", choices=["line", "full", "none"], default="line")
+    trace.add_argument("--unsafe", action="store_true", help="allow system() and signal()")
+    trace.add_argument("-v", dest="verbose", action="store_true", help="say more")
+    trace.add_argument(
+        "-d", dest="dump", action="store_true", help="print the generated C and exit"
+    )
+    trace.add_argument(
+        "-k", dest="helper_errors", action="count", default=0, help=argparse.SUPPRESS
+    )
+    trace.add_argument("--no-warnings", action="store_true", help="no warnings")
+    trace.add_argument(
+        "-I", "--include", dest="include", action="append", default=[], help=argparse.SUPPRESS
+    )
+    trace.add_argument("--btf", action="store_true", help=argparse.SUPPRESS)
+    trace.add_argument("--info", action="store_true", help="what this kernel supports")
+
+
+class UsageError(Exception):
+    """A bad command line: the text is bpftrace's ERROR line."""
+
+
+def _program(args: argparse.Namespace) -> tuple[str, str, list[str]]:
+    """(text, name in messages, positional parameters)."""
+    if args.program is not None:
+        return args.program, "stdin", list(args.args)
+    if not args.args:
+        raise UsageError("ERROR: give a program with -e 'PROGRAM' or a .bt file")
+    path, *params = args.args
+    if path == "-":
+        return sys.stdin.read(), "stdin", params
+    try:
+        return Path(path).read_text(errors="surrogateescape"), path, params
+    except OSError as err:
+        raise UsageError(f"ERROR: failed to open file '{path}': {err.strerror}") from None
+
+
+def _pid(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit():
+        raise UsageError(f"ERROR: pid '{text}' is not a valid decimal number")
+    pid = int(text)
+    if not 1 <= pid <= PID_MAX:
+        raise UsageError(f"ERROR: pid '{text}' out of valid pid range [1,{PID_MAX}]")
+    return pid
+
+
+def _list(args: argparse.Namespace, out: TextIO) -> int:
+    from ..bpftrace.probe_list import list_probes
+
+    pattern = args.program or (args.args[0] if args.args else "*")
+    for name in list_probes(pattern):
+        out.write(name + "\n")
+    return 0
+
+
+def _info(out: TextIO) -> int:
+    """The features bpftrace's ``--info`` reports, in its words (scripts
+    and test harnesses read these lines)."""
+    import platform
+
+    btf = os.path.exists("/sys/kernel/btf/vmlinux")
+    kprobes = os.path.exists("/sys/bus/event_source/devices/kprobe")
+    uprobes = os.path.exists("/sys/bus/event_source/devices/uprobe")
+
+    def yes(flag: bool) -> str:
+        return "yes" if flag else "no"
+
+    lines = [
+        "System",
+        f"  OS: {platform.system()} {platform.release()}",
+        "",
+        "Build",
+        "  btf: yes",
+        "",
+        "Kernel features",
+        f"  btf (depends on Build:libbpf): {yes(btf)}",
+        "  Loop support: yes",
+        "  probe_read_kernel: yes",
+        f"  kfunc: {yes(btf)}",
+        "  send_signal: yes",
+        "  get_current_cgroup_id: yes",
+        "",
+        "Probe types",
+        f"  kprobe: {yes(kprobes)} (fentry stands in where it is missing)",
+        "  tracepoint: yes",
+        "  perf_event: yes",
+        f"  uprobe: {yes(uprobes)}",
+    ]
+    out.write("\n".join(lines) + "\n")
+    return 0
+
+
+class _Child:
+    """``-c CMD``: started before the probes attach but held until they
+    have (so its first instruction is traced), then released."""
+
+    def __init__(self, command: str) -> None:
+        read_end, self._gate = os.pipe()
+
+        def wait_for_attach() -> None:
+            os.close(self._gate)
+            os.read(read_end, 1)
+            os.close(read_end)
+
+        self.process = subprocess.Popen(
+            command, shell=True, preexec_fn=wait_for_attach, close_fds=True, pass_fds=(read_end,)
+        )
+        os.close(read_end)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def release(self) -> None:
+        os.write(self._gate, b"x")
+        os.close(self._gate)
+
+    def done(self) -> bool:
+        return self.process.poll() is not None
+
+
+def _pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def run_trace(args: argparse.Namespace) -> int:
+    from .._native import __version__
+
+    if args.help:
+        print(USAGE.strip("\n"))
+        return 0
+    if args.version:
+        print(f"noisy-neighbor trace {__version__} (the language of bpftrace v0.17)")
+        return 0
+    try:
+        args.pid = _pid(args.pid)
+        out: TextIO = (
+            open(args.output, "w", errors="surrogateescape")  # noqa: SIM115
+            if args.output
+            else sys.stdout
+        )
+    except UsageError as err:
+        print(err, file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"ERROR: cannot write {args.output}: {err.strerror}", file=sys.stderr)
+        return 1
+    try:
+        if args.list:
+            return _list(args, out)
+        if args.info:
+            return _info(out)
+        return _trace(args, out)
+    except UsageError as err:
+        print(err, file=sys.stderr)
+        return 1
+    finally:
+        if out is not sys.stdout:
+            out.close()
+
+
+def _trace(args: argparse.Namespace, out: TextIO) -> int:
+    from ..bpftrace.runtime import Script
+    from ..errors import ScriptError
+
+    text, name, params = _program(args)
+    child = _Child(args.child_command) if args.child_command else None
+    try:
+        script = Script(
+            text,
+            *params,
+            name=name,
+            unsafe=args.unsafe,
+            output=args.format,
+            stream=out,
+            cpid=child.pid if child else None,
+            includes=args.include,
+        )
+    except ScriptError as err:
+        if child:
+            child.process.kill()
+        print(str(err), file=sys.stderr)
+        return 1
+    except BaseException:
+        if child:
+            child.process.kill()
+        raise
+    if args.dump:
+        out.write(script.compiled.code)
+        return 0
+    for note in script.info.notes:
+        print(note, file=sys.stderr)
+    if not args.quiet:
+        script.sink.attached(script.probe_count)
+    out.flush()
+    stopping = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.append(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        script.plugin.set(nn_start_ns=time.monotonic_ns())
+        script.plugin.start()
+        if os.environ.get(_NOTIFY):
+            print(_NOTIFY, file=sys.stderr, flush=True)
+        for program in script.compiled.begin_programs:
+            script.plugin.run(program)
+        if child:
+            child.release()
+        while not script.exit_requested and not stopping:
+            script.poll(0.1)
+            if args.buffering != "full":
+                out.flush()
+            if child and child.done():
+                break
+            if args.pid and _pid_gone(args.pid):
+                break
+        script.stop()
+        script.sink.at_exit(script.snapshots())
+        _report_losses(script)
+        out.flush()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        script.close()
+        if child and not child.done():
+            child.process.terminate()
+            child.process.wait()
+    return 0
+
+
+def _report_losses(script: Any) -> None:
+    stats = script.stats()
+    lost = stats["lost_events"] + stats["dropped_batch_events"]
+    if lost:
+        script.sink.lost(lost)
+    for name, count in script.map_errors().items():
+        print(
+            f"WARNING: {count} updates of {name} failed: the map was full "
+            f"(raise BPFTRACE_MAP_KEYS_MAX)",
+            file=sys.stderr,
+        )
