@@ -46,6 +46,7 @@ class Checker(ExprChecker, CallChecker):
         self.loop_depth = 0
         #: values known when checking: sizeof, kaddr(), cgroupid(), by node id
         self.constants = self.info.constants
+        self.byte_constants = self.info.byte_constants
         self.tentative = False
         #: the maps' (keys, value) from the first pass
         self.learned: dict[str, tuple[tuple[SizedType, ...] | None, SizedType | None]] = {}

@@ -28,7 +28,7 @@ _AGGREGATIONS = {
     "lhist": (Kind.LHIST, 4),
 }
 #: Calls that only make sense as statements (their value is none).
-_STATEMENTS = {"printf", "print", "clear", "zero", "delete", "exit", "time", "join", "system",
+_STATEMENTS = {"debugf", "printf", "print", "clear", "zero", "delete", "exit", "time", "join", "system",
                "cat", "signal", "override", "unwatch"}  # fmt: skip
 _UNSAFE = {"system", "signal", "override"}
 #: Strings of join(): at most this many arguments (bpftrace's default).
@@ -381,6 +381,41 @@ class CallChecker:
                     )
         self.info.stacks.add((user, depth))
         return SizedType(Kind.USTACK if user else Kind.KSTACK, 8, count=depth, params=(mode,))
+
+    def call_strcontains(self: Checker, e: ast.Call) -> SizedType:
+        self.nargs(e, 2)
+        for arg in e.args:
+            ty = self.expr(arg)
+            if ty.kind is not Kind.STRING:
+                raise self.error(
+                    arg.loc, f"strcontains() expects string arguments ({ty.name} provided)"
+                )
+        return int_type(8, False)
+
+    def call_pton(self: Checker, e: ast.Call) -> SizedType:
+        """An address written as text, as its bytes (known when checking)."""
+        import ipaddress
+
+        self.nargs(e, 1)
+        text = self.string_literal(e, 0)
+        try:
+            packed = ipaddress.ip_address(text).packed
+        except ValueError:
+            raise self.error(e.loc, f"pton() expects a valid IPv4 or IPv6 address: {text!r}") from None
+        self.byte_constants[id(e)] = packed
+        return SizedType(Kind.ARRAY, len(packed), elem=int_type(1, False), count=len(packed))
+
+    def call_debugf(self: Checker, e: ast.Call) -> SizedType:
+        if not e.args:
+            raise self.error(e.loc, "debugf() requires at least 1 argument (0 provided)")
+        self.string_literal(e, 0)
+        if len(e.args) > 4:
+            raise self.error(e.loc, "debugf() takes at most 3 arguments after the format")
+        for arg in e.args[1:]:
+            ty = self.expr(arg)
+            if not (ty.is_integer_like or ty.kind is Kind.STRING):
+                raise self.error(arg.loc, f"debugf() prints integers and strings ({ty.name} given)")
+        return none_type()
 
     def call_bswap(self: Checker, e: ast.Call) -> SizedType:
         self.nargs(e, 1)

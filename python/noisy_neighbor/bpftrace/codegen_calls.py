@@ -83,6 +83,10 @@ class CallWriter:
             return self.stack_id(name == "ustack", ty.count)
         if name in ("ksym", "cgroup_path", "strerror", "uptr", "kptr", "strftime"):
             return self.value(args[-1] if name == "strftime" else args[0])
+        if name == "strcontains":
+            a, b = self.lvalue(args[0]), self.lvalue(args[1])
+            sizes = [arg.type.size if arg.type else 1 for arg in args]
+            return f"(u64)nn_strcontains({a}, {sizes[0]}, {b}, {sizes[1]})"
         if name == "strncmp":
             a, b = self.lvalue(args[0]), self.lvalue(args[1])
             n = self.gen.info_const_int(args[2])
@@ -130,6 +134,13 @@ class CallWriter:
 
     def ntop(self: FunctionWriter, dest: str, args: list[ast.Expr]) -> None:
         addr = args[-1]
+        packed = self.gen.info.byte_constants.get(id(addr))
+        if packed is not None:  # ntop(pton("::1")): bytes known when compiling
+            family = self.value(args[0]) if len(args) == 2 else ("10" if len(packed) == 16 else "2")
+            self.line(f"{dest}.family = {family};")
+            for i, byte in enumerate(packed):
+                self.line(f"{dest}.addr[{i}] = {byte};")
+            return
         addr_ty = addr.type
         assert addr_ty is not None
         if len(args) == 2:
@@ -214,6 +225,9 @@ class CallWriter:
         if name == "delete":
             self.delete(e.args[0])
             return
+        if name == "debugf":
+            self.debugf(e)
+            return
         if name == "signal":
             self.line(f"bpf_send_signal({self.value(e.args[0])});")
             return
@@ -221,6 +235,18 @@ class CallWriter:
             self.line(f"(void)({self.value(e)});")
             return
         raise AssertionError(f"{name}() has no statement form")
+
+    def debugf(self: FunctionWriter, e: ast.Call) -> None:
+        """``debugf(fmt, ...)``: the kernel's trace_printk, into tracefs's trace."""
+        fmt = e.args[0]
+        assert isinstance(fmt, ast.Str)
+        values = []
+        for arg in e.args[1:]:
+            ty = arg.type
+            assert ty is not None
+            values.append(self.lvalue(arg) if ty.kind is Kind.STRING else self.value(arg))
+        literal = self.gen.c_string(fmt.value.encode())
+        self.line(f"bpf_printk({', '.join([literal, *values])});")
 
     def emit_site(self: FunctionWriter, e: ast.Call) -> None:
         site = self.gen.site_of(e)

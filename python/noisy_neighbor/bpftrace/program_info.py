@@ -133,6 +133,8 @@ class ProgramInfo:
     params: list[str] = field(default_factory=list)
     #: values known when checking (sizeof, kaddr(), cgroupid()), by id() of their node
     constants: dict[int, int] = field(default_factory=dict)
+    #: byte strings known when checking (pton()), by id() of their node
+    byte_constants: dict[int, bytes] = field(default_factory=dict)
     #: the formats of strftime() calls; a timestamp's params[0] indexes them
     strftime_formats: list[str] = field(default_factory=list)
     unsafe: bool = False

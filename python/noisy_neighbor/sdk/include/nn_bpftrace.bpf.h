@@ -167,4 +167,25 @@ static __always_inline int nn_strncmp(const char *a, const char *b, __u32 n)
 	return 0;
 }
 
+/* strcontains(): whether the needle occurs in the haystack (both strings of
+ * at most hn and nn bytes, cut at their NUL); an empty needle always does. */
+static __always_inline int nn_strcontains(const char *h, __u32 hn, const char *n, __u32 nn)
+{
+	if (!nn || !n[0])
+		return 1;
+	for (__u32 i = 0; i < hn && i < 256; i++) {
+		if (!h[i])
+			return 0;
+		for (__u32 j = 0; j < nn && j < 256; j++) {
+			if (!n[j])
+				return 1;
+			if (i + j >= hn || h[(i + j) & 255] != n[j])
+				break;
+			if (j + 1 == nn)
+				return 1;
+		}
+	}
+	return 0;
+}
+
 #endif /* __NN_BPFTRACE_BPF_H */
