@@ -16,6 +16,7 @@ __all__ = [
     "MapEntries",
     "MapInfo",
     "ObjectInfo",
+    "PerfEvent",
     "ProgramInfo",
     "RingStats",
     "RunqPlan",
@@ -158,6 +159,32 @@ class RingStats:
     def to_dict(self) -> list[tuple[str, int]]: ...
 
 @final
+class PerfEvent:
+    """A software or hardware perf event that a ``perf_event`` program runs
+    on: sampled at ``frequency`` a second or every ``period`` events (ns for
+    the clocks), on every online CPU (``cpus="all"``) or the first one."""
+
+    def __new__(
+        cls,
+        type: str,
+        event: str,
+        *,
+        frequency: int | None = None,
+        period: int | None = None,
+        cpus: str = "all",
+    ) -> Self: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def event(self) -> str: ...
+    @property
+    def frequency(self) -> int | None: ...
+    @property
+    def period(self) -> int | None: ...
+    @property
+    def cpus(self) -> str: ...
+
+@final
 class HostCore:
     """A loaded and attached BPF object (a plugin, or the run-queue probe)."""
 
@@ -174,6 +201,7 @@ class HostCore:
         perf_hz: int = 99,
         max_entries: list[tuple[str, int]] = ...,
         initial_entries: list[tuple[str, bytes, bytes]] = ...,
+        perf_events: list[tuple[str, PerfEvent]] = ...,
     ) -> Self: ...
     @property
     def running(self) -> bool: ...

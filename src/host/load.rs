@@ -62,6 +62,35 @@ fn choose_programs(open: &mut OpenObject, config: &HostConfig) -> Result<(), Hos
             return Err(HostError::Section(format!("program {name:?}: {why}")));
         }
     }
+    check_perf_events(open, config)
+}
+
+/// Every program given a perf event is a loaded `perf_event` program: an
+/// event named for any other would silently never fire.
+fn check_perf_events(open: &OpenObject, config: &HostConfig) -> Result<(), HostError> {
+    for (program, spec) in &config.perf_events {
+        let prog = open
+            .progs()
+            .find(|p| p.name() == program.as_str())
+            .ok_or_else(|| {
+                HostError::Object(format!(
+                    "perf_events names {program:?}, which is not a program of the object"
+                ))
+            })?;
+        let section = prog.section().to_string_lossy().into_owned();
+        if classify_section(&section) != Attach::PerfEvent {
+            return Err(HostError::Object(format!(
+                "perf_events names {program:?}, whose SEC(\"{section}\") is not \
+                 SEC(\"perf_event\"): only perf_event programs run on perf events"
+            )));
+        }
+        if !prog.autoload() {
+            return Err(HostError::Object(format!(
+                "perf_events names {program:?} ({}), which programs=[...] leaves out",
+                spec.describe()
+            )));
+        }
+    }
     Ok(())
 }
 

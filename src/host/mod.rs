@@ -9,6 +9,7 @@ pub mod load;
 pub mod map_read;
 pub mod object;
 pub mod owner_thread;
+pub mod perf_events;
 pub mod perf_sampling;
 pub mod probe_host;
 pub mod sections;

@@ -29,6 +29,7 @@ from .batches import EventBatch
 from .layout import Layout, RecordDecoder, decode, pack_global, pack_rows, pack_value
 from .lifecycle import Lifecycle, interrupt_stops
 from .maps import Log2Histogram, MapView, is_histogram_layout, row_value
+from .perf_events import PerfEvent, perf_events_by_program
 from .render import plugin_html
 
 __all__ = ["Plugin"]
@@ -63,6 +64,7 @@ class Plugin(Lifecycle):
         perf_hz: int = 99,
         max_entries: dict[str, int] | None = None,
         map_entries: Mapping[str, Mapping[Any, Any]] | None = None,
+        perf_events: Mapping[str, PerfEvent | Mapping[str, Any]] | None = None,
         **globals: Any,
     ) -> None:
         if isinstance(source, bytes):
@@ -107,6 +109,9 @@ class Plugin(Lifecycle):
             batch_ms=batch_ms,  # its range is checked where batches are made
             pending_batches=check_int("pending_batches", pending_batches, 1, MAX_PENDING_BATCHES),
             perf_hz=check_int("perf_hz", perf_hz, 1, 100_000),
+            perf_events=perf_events_by_program(
+                self.path.name, self.programs, programs, perf_events or {}
+            ),
             max_entries=[
                 (map_name, check_int(f"max_entries[{map_name!r}]", entries, 1, 2**32 - 1))
                 for map_name, entries in (max_entries or {}).items()
@@ -118,9 +123,12 @@ class Plugin(Lifecycle):
         """A plugin from a compiled object. Keyword arguments that are not
         options (``programs``, ``records``, ``rings``: the ring buffers to
         stream, all by default; ``batch_events``, ``batch_ms``,
-        ``pending_batches``, ``perf_hz``, ``max_entries``: map capacities by
-        name, bytes for ring buffers; ``map_entries``: ``{map: {key: value}}``
-        written before attach) set the object's globals by name."""
+        ``pending_batches``, ``perf_hz``: the CPU-clock sampling rate of
+        ``perf_event`` programs; ``perf_events``: ``{program: PerfEvent or
+        dict}``, another event for a ``perf_event`` program; ``max_entries``:
+        map capacities by name, bytes for ring buffers; ``map_entries``:
+        ``{map: {key: value}}`` written before attach) set the object's
+        globals by name."""
         return cls(path, **options)
 
     @classmethod
