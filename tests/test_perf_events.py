@@ -19,21 +19,14 @@ from noisy_neighbor.host.compile import compile_file
 
 PLUGINS = Path(__file__).parent / "data" / "plugins"
 
-pytestmark = pytest.mark.needs_bpf
+pytestmark = [pytest.mark.needs_bpf, pytest.mark.usefixtures("private_plugin_cache")]
 
 #: on_tick's and on_sample's slots in the plugin's `runs` array.
 TICK_RUNS, SAMPLE_RUNS = 0, 1
 INTERVAL_NS = 100_000_000
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("NN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "plugin-cache"))
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def perf_counts() -> Path:
     return compile_file(PLUGINS / "perf_counts.bpf.c")
 
