@@ -7,6 +7,7 @@ pub mod config;
 pub mod cpu_rings;
 pub mod load;
 pub mod map_read;
+pub mod map_write;
 pub mod object;
 pub mod owner_thread;
 pub mod perf_events;

@@ -259,6 +259,31 @@ impl HostCore {
         Ok(py.detach(|| self.host.delete_keys(name, &keys))?)
     }
 
+    /// Writes entries into map `name`: `keys` back to back, `values` back to
+    /// back (one per possible CPU per key for a per-CPU map, as `read_map`
+    /// gives them). Returns how many.
+    fn update_entries(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        keys: Vec<u8>,
+        values: Vec<u8>,
+    ) -> PyResult<usize> {
+        Ok(py.detach(|| self.host.update_entries(name, &keys, &values))?)
+    }
+
+    /// Deletes every key of map `name`, or zeroes every value of an array;
+    /// returns how many entries it emptied.
+    fn clear_map(&self, py: Python<'_>, name: &str) -> PyResult<usize> {
+        Ok(py.detach(|| self.host.clear_map(name))?)
+    }
+
+    /// Sets every value of map `name` to zero, keeping its keys; returns how
+    /// many.
+    fn zero_map(&self, py: Python<'_>, name: &str) -> PyResult<usize> {
+        Ok(py.detach(|| self.host.zero_map(name))?)
+    }
+
     /// Runs the `SEC("syscall")` program `name` once with `ctx` (its context
     /// struct as bytes); returns the program's return value.
     #[pyo3(signature = (name, ctx = Vec::new()))]
