@@ -1,5 +1,6 @@
 """Compiling plugin source with clang: within a memory and a time bound, with
-errors that say which bound ended it and how to raise it."""
+errors that say which bound ended it and how to raise it, and with a
+precompiled vmlinux.h that gives the same object as parsing the header."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ PLUGINS = Path(__file__).parent / "data" / "plugins"
 
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A cache per test: each test sees only what it compiled.
+    # A cache per test: each test sees only the precompiled headers it made.
     monkeypatch.setenv("NN_CACHE_DIR", str(tmp_path / "plugin-cache"))
 
 
@@ -108,3 +109,32 @@ def test_bounds_come_from_the_environment_and_bad_ones_are_refused(monkeypatch) 
         monkeypatch.setenv("NN_CLANG_TIMEOUT", timeout)
         with pytest.raises(ValueError, match="NN_CLANG_MEMORY_MB must be a whole number"):
             ClangBounds.from_env()
+
+
+def test_the_precompiled_vmlinux_h_gives_the_same_object_as_parsing_it(monkeypatch) -> None:
+    code = (PLUGINS / "exec_events.bpf.c").read_text()
+    monkeypatch.setenv("NN_CLANG_PCH", "0")
+    parsed = compile_source(code, name="execs")
+    parsed_bytes = parsed.read_bytes()
+    assert not (cache_dir() / "pch").exists()
+    parsed.unlink()  # the same path again: the object names its source
+    monkeypatch.setenv("NN_CLANG_PCH", "1")
+    precompiled = compile_source(code, name="execs")
+    assert precompiled.read_bytes() == parsed_bytes
+    assert len(list((cache_dir() / "pch").glob("*/vmlinux.h.pch"))) == 1
+
+
+def test_a_damaged_precompiled_header_falls_back_to_parsing_the_header() -> None:
+    code = (PLUGINS / "exec_events.bpf.c").read_text()
+    compile_source(code, name="first")
+    (pch,) = (cache_dir() / "pch").glob("*/vmlinux.h.pch")
+    pch.write_bytes(b"not a precompiled header")
+    obj = compile_source(code + "\n// another source\n", name="second")
+    assert nn.Plugin.load(obj).programs["on_exec"].attach == "auto"
+    # It was let go, and the next compile builds it anew.
+    assert not pch.exists()
+    compile_source(code + "\n// a third source\n", name="third")
+    assert pch.read_bytes().startswith(b"CPCH")
+    # Errors in the code still come through, from the run without it.
+    with pytest.raises(nn.PluginCompileError, match="undeclared identifier 'nope'"):
+        compile_source('#include "vmlinux.h"\nint f(void) { return nope; }\n')

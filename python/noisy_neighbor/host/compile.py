@@ -1,7 +1,8 @@
 """Compiling plugin C source with the host's clang against the package's SDK,
 cached by content: the same source, flags and clang give the same object
 without running clang again. clang runs within a memory and time bound
-(:mod:`.clang`)."""
+(:mod:`.clang`) and, for sources that start by including ``vmlinux.h``,
+with that header precompiled (:mod:`.vmlinux_pch`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from ..errors import PluginCompileError
 from ..sdk import clang_args
 from .clang import ClangBounds, ClangRun, clang_version, failure_message, find_clang, run_clang
+from .vmlinux_pch import includes_vmlinux_first, precompiled_vmlinux
 
 __all__ = ["cache_dir", "compile_file", "compile_source"]
 
@@ -80,7 +82,12 @@ def compile_source(
         ) from None
     try:
         command = [compiler, *args, "-c", str(source), "-o", str(partial)]
-        run = _compile(command, bounds)
+        pch = (
+            precompiled_vmlinux(compiler, version, args, bounds, cache_dir())
+            if includes_vmlinux_first(code)
+            else None
+        )
+        run = _compile(command, bounds, pch)
         if run.returncode != 0:
             raise PluginCompileError(failure_message(run, bounds, f"plugin {name!r}"))
         partial.replace(target)
@@ -89,10 +96,24 @@ def compile_source(
     return target
 
 
-def _compile(command: list[str], bounds: ClangBounds) -> ClangRun:
-    """Runs ``command``. A crash would otherwise leave a preprocessed copy of
-    the source (vmlinux.h and all) in /tmp for a bug report: not here."""
-    return run_clang([command[0], "-fno-crash-diagnostics", *command[1:]], bounds)
+def _compile(command: list[str], bounds: ClangBounds, pch: Path | None) -> ClangRun:
+    """Runs ``command`` with ``pch`` included first when given. A crash
+    would otherwise leave a preprocessed copy of the source (vmlinux.h and
+    all) in /tmp for a bug report: not here."""
+    command = [command[0], "-fno-crash-diagnostics", *command[1:]]
+    if pch is None:
+        return run_clang(command, bounds)
+    run = run_clang([command[0], "-include-pch", str(pch), *command[1:]], bounds)
+    if run.returncode == 0 or run.hit_a_bound:
+        return run
+    # A precompiled header clang cannot use (damaged, or built by another
+    # clang under the same version string) fails like bad code does: compile
+    # again without it, and report that run's diagnostics. If that run
+    # works, the header was at fault: the next compile builds it anew.
+    plain = run_clang(command, bounds)
+    if plain.returncode == 0:
+        pch.unlink(missing_ok=True)
+    return plain
 
 
 def compile_file(
