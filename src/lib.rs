@@ -45,6 +45,8 @@ mod _native {
     #[pymodule_export]
     use crate::py::object::ProgramInfo;
     #[pymodule_export]
+    use crate::py::perf_event::PerfEvent;
+    #[pymodule_export]
     use crate::py::runq::runq_object;
     #[pymodule_export]
     use crate::py::runq::runq_plan;

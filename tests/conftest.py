@@ -11,6 +11,15 @@ pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+def private_plugin_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plugins compile into this test session's own cache: results never
+    come from an object a previous run left behind."""
+    monkeypatch.setenv("NN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "plugin-cache"))
+
+
 @pytest.fixture(scope="session")
 def burst_object() -> Path:
     """bench/plugins/burst.bpf.c compiled: on demand, it writes N run-queue

@@ -22,16 +22,7 @@ from noisy_neighbor.testing import periodic_sleeper
 PLUGINS = Path(__file__).parent / "data" / "plugins"
 SEED = Path(__file__).parent / "data" / "seed"
 
-pytestmark = pytest.mark.needs_bpf
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Each test session compiles into its own cache: results never come from
-    # an object a previous run left behind.
-    monkeypatch.setenv("NN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "plugin-cache"))
+pytestmark = [pytest.mark.needs_bpf, pytest.mark.usefixtures("private_plugin_cache")]
 
 
 def _loaded_program_names() -> set[str]:

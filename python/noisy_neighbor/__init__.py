@@ -40,7 +40,7 @@ from .errors import (
     RingBufferError,
     UnsupportedSectionError,
 )
-from .host import EventBatch, Log2Histogram, MapView, Plugin
+from .host import EventBatch, Log2Histogram, MapView, PerfEvent, Plugin
 from .names import CgroupInfo, CgroupResolver, CgroupTree, find_cgroup2_mount, resolve_cgroup
 from .runq import CgroupHistogram, NoisyNeighborReport, RunqProbe, Thresholds, Verdict
 from .views import live_view as live
@@ -64,6 +64,7 @@ __all__ = [
     "MapView",
     "NoisyNeighborError",
     "NoisyNeighborReport",
+    "PerfEvent",
     "Plugin",
     "PluginCompileError",
     "PluginGlobalError",

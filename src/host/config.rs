@@ -1,11 +1,12 @@
 //! What the host is asked to run: an object (a file, or bytes such as the
 //! embedded run-queue probe), the globals to write before load, the programs
-//! to load, map sizes, map entries to fill before attach, and how to batch
-//! each ring buffer's records.
+//! to load, map sizes, map entries to fill before attach, the perf event of
+//! each `perf_event` program, and how to batch each ring buffer's records.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::host::perf_events::PerfEventSpec;
 use crate::stream::batch::BatchPolicy;
 
 /// Where the BPF object comes from.
@@ -64,8 +65,11 @@ pub struct HostConfig {
     pub rings: Vec<RingSpec>,
     pub policy: BatchPolicy,
     pub pending_batches: usize,
-    /// Sampling frequency of `perf_event` programs.
+    /// Sampling frequency of the `perf_event` programs not in `perf_events`
+    /// (a CPU-clock sample on every CPU).
     pub perf_hz: u64,
+    /// The perf event of each `perf_event` program named here, by program.
+    pub perf_events: Vec<(String, PerfEventSpec)>,
     /// New capacities of maps by name (bytes for ring buffers).
     pub max_entries: Vec<(String, u32)>,
     pub initial_entries: Vec<MapEntry>,

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use libbpf_rs::MapCore as _;
-use libbpf_rs::MapFlags;
 use libbpf_rs::Object;
 use libbpf_rs::OpenObject;
 
@@ -15,6 +14,7 @@ use crate::host::config::HostConfig;
 use crate::host::config::MapEntry;
 use crate::host::cpu_rings;
 use crate::host::cpu_rings::CpuRings;
+use crate::host::map_write;
 use crate::host::object::is_internal;
 use crate::host::object::open_object;
 use crate::host::sections::classify_section;
@@ -60,6 +60,35 @@ fn choose_programs(open: &mut OpenObject, config: &HostConfig) -> Result<(), Hos
         let section = prog.section().to_string_lossy().into_owned();
         if let (true, Attach::Unsupported(why)) = (load, classify_section(&section)) {
             return Err(HostError::Section(format!("program {name:?}: {why}")));
+        }
+    }
+    check_perf_events(open, config)
+}
+
+/// Every program given a perf event is a loaded `perf_event` program: an
+/// event named for any other would silently never fire.
+fn check_perf_events(open: &OpenObject, config: &HostConfig) -> Result<(), HostError> {
+    for (program, spec) in &config.perf_events {
+        let prog = open
+            .progs()
+            .find(|p| p.name() == program.as_str())
+            .ok_or_else(|| {
+                HostError::Object(format!(
+                    "perf_events names {program:?}, which is not a program of the object"
+                ))
+            })?;
+        let section = prog.section().to_string_lossy().into_owned();
+        if classify_section(&section) != Attach::PerfEvent {
+            return Err(HostError::Object(format!(
+                "perf_events names {program:?}, whose SEC(\"{section}\") is not \
+                 SEC(\"perf_event\"): only perf_event programs run on perf events"
+            )));
+        }
+        if !prog.autoload() {
+            return Err(HostError::Object(format!(
+                "perf_events names {program:?} ({}), which programs=[...] leaves out",
+                spec.describe()
+            )));
         }
     }
     Ok(())
@@ -118,7 +147,8 @@ fn resize_maps(
     Ok(ring_sizes)
 }
 
-/// Writes `entries` into their maps of the loaded object.
+/// Writes `entries` into their maps of the loaded object (a per-CPU map's
+/// value holds one value per possible CPU).
 fn fill_maps(object: &Object, entries: &[MapEntry]) -> Result<(), HostError> {
     for entry in entries {
         let map = object
@@ -130,25 +160,12 @@ fn fill_maps(object: &Object, entries: &[MapEntry]) -> Result<(), HostError> {
                     entry.map
                 ))
             })?;
-        let sizes = (map.key_size() as usize, map.value_size() as usize);
-        if sizes != (entry.key.len(), entry.value.len()) {
-            return Err(HostError::Object(format!(
-                "initial entries of map {:?}: keys are {} and values {} bytes, got {} and {}",
-                entry.map,
-                sizes.0,
-                sizes.1,
-                entry.key.len(),
-                entry.value.len()
-            )));
-        }
-        map.update(&entry.key, &entry.value, MapFlags::ANY)
-            .map_err(|err| {
-                HostError::MapAccess(format!(
-                    "filling map {:?} before attach failed: {err} (is it large enough? \
-                     raise it with max_entries)",
-                    entry.map
-                ))
-            })?;
+        map_write::update_entries(&map, &entry.key, &entry.value).map_err(|err| match err {
+            HostError::MapAccess(why) => {
+                HostError::MapAccess(format!("filling a map before attach: {why}"))
+            }
+            other => other,
+        })?;
     }
     Ok(())
 }

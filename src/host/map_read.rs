@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use libbpf_rs::MapCore as _;
+use libbpf_rs::MapCore;
 use libbpf_rs::MapFlags;
 use libbpf_rs::MapHandle;
 use libbpf_rs::MapType;
@@ -21,12 +21,13 @@ pub struct MapEntries {
     pub cpus: usize,
 }
 
-pub fn read_entries(map: &MapHandle) -> Result<MapEntries, HostError> {
-    let map_type = map.map_type();
-    let keys: Vec<Vec<u8>> = match map_type {
-        MapType::Array | MapType::PercpuArray => (0..map.max_entries())
+/// The keys of a map that holds entries: every index of an array, the keys
+/// present of a hash or trie.
+pub fn list_keys<M: MapCore + ?Sized>(map: &M) -> Result<Vec<Vec<u8>>, HostError> {
+    match map.map_type() {
+        MapType::Array | MapType::PercpuArray => Ok((0..map.max_entries())
             .map(|i| i.to_ne_bytes().to_vec())
-            .collect(),
+            .collect()),
         MapType::Hash
         | MapType::LruHash
         | MapType::PercpuHash
@@ -35,20 +36,23 @@ pub fn read_entries(map: &MapHandle) -> Result<MapEntries, HostError> {
             // get_next_key restarts from the first key when the current one
             // was deleted meanwhile: a busy map can list a key twice.
             let mut seen = HashSet::new();
-            map.keys().filter(|key| seen.insert(key.clone())).collect()
+            Ok(map.keys().filter(|key| seen.insert(key.clone())).collect())
         }
-        other => {
-            return Err(HostError::Object(format!(
-                "map {:?} is a {other:?} map, which holds no readable entries{}",
-                map.name(),
-                if other == MapType::RingBuf {
-                    ": read its records with batches()"
-                } else {
-                    ""
-                }
-            )))
-        }
-    };
+        other => Err(HostError::Object(format!(
+            "map {:?} is a {other:?} map, which holds no readable entries{}",
+            map.name(),
+            if other == MapType::RingBuf {
+                ": read its records with batches()"
+            } else {
+                ""
+            }
+        ))),
+    }
+}
+
+pub fn read_entries(map: &MapHandle) -> Result<MapEntries, HostError> {
+    let map_type = map.map_type();
+    let keys = list_keys(map)?;
     let failed = |err: libbpf_rs::Error| {
         HostError::MapAccess(format!("reading map {:?}: {err}", map.name()))
     };

@@ -151,7 +151,7 @@ fn connect(
 ) -> Result<(Attachments, Option<RingReader>, Handles), HostError> {
     let handles = handles(object)?;
     let reader = ring_reader(&handles.maps, cpu_rings, config, senders)?;
-    let attachments = attach_all(object, config.perf_hz)?;
+    let attachments = attach_all(object, config)?;
     Ok((attachments, reader, handles))
 }
 

@@ -1,7 +1,8 @@
 //! The probe host: runs one BPF object (a user's plugin, or the embedded
 //! run-queue probe) on a thread that owns it, streams its ring buffers as
-//! batches, one channel per ring, and reads its maps and globals through
-//! duplicated descriptors, which stay valid after `stop()`.
+//! batches, one channel per ring, and reads and writes its maps and reads
+//! its globals through duplicated descriptors, which stay valid after
+//! `stop()`.
 
 use std::collections::HashMap;
 use std::os::fd::AsFd as _;
@@ -20,6 +21,7 @@ use crate::errors::HostError;
 use crate::host::config::HostConfig;
 use crate::host::map_read::read_entries;
 use crate::host::map_read::MapEntries;
+use crate::host::map_write;
 use crate::host::owner_thread::lock;
 use crate::host::owner_thread::own_object;
 use crate::host::owner_thread::OwnerThread;
@@ -166,30 +168,33 @@ impl ProbeHost {
         read_entries(self.map(name)?)
     }
 
+    /// Writes entries into map `name`: keys and values back to back, one
+    /// value per possible CPU per key for a per-CPU map. Returns how many.
+    pub fn update_entries(
+        &self,
+        name: &str,
+        keys: &[u8],
+        values: &[u8],
+    ) -> Result<usize, HostError> {
+        map_write::update_entries(self.map(name)?, keys, values)
+    }
+
     /// Deletes the entries of map `name` under `keys` (key after key, back to
     /// back); returns how many were there. Keys already gone are skipped.
     pub fn delete_keys(&self, name: &str, keys: &[u8]) -> Result<usize, HostError> {
-        let map = self.map(name)?;
-        let key_size = map.key_size() as usize;
-        if key_size == 0 || keys.len() % key_size != 0 {
-            return Err(HostError::Argument(format!(
-                "keys of map {name:?} are {key_size} bytes each; got {} bytes",
-                keys.len()
-            )));
-        }
-        let mut deleted = 0;
-        for key in keys.chunks_exact(key_size) {
-            match map.delete(key) {
-                Ok(()) => deleted += 1,
-                Err(err) if err.kind() == libbpf_rs::ErrorKind::NotFound => {}
-                Err(err) => {
-                    return Err(HostError::MapAccess(format!(
-                        "deleting from map {name:?}: {err}"
-                    )))
-                }
-            }
-        }
-        Ok(deleted)
+        map_write::delete_keys(self.map(name)?, keys)
+    }
+
+    /// Deletes every key of map `name` (zeroes every value of an array);
+    /// returns how many entries it emptied.
+    pub fn clear_map(&self, name: &str) -> Result<usize, HostError> {
+        map_write::clear(self.map(name)?)
+    }
+
+    /// Sets every value of map `name` to zero, keeping its keys; returns how
+    /// many.
+    pub fn zero_map(&self, name: &str) -> Result<usize, HostError> {
+        map_write::zero(self.map(name)?)
     }
 }
 

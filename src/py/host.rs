@@ -20,6 +20,7 @@ use crate::host::config::RingSpec;
 use crate::host::owner_thread::lock;
 use crate::host::probe_host::ProbeHost;
 use crate::py::object::SourceArg;
+use crate::py::perf_event::PerfEvent;
 use crate::py::wait::batch_policy;
 use crate::py::wait::recv_batch;
 use crate::py::wait::Received;
@@ -125,8 +126,11 @@ impl HostCore {
     /// Loads the object (a path, or its bytes named `name`), writes `patches`
     /// [(section, offset, bytes)] into its data sections, sizes maps from
     /// `max_entries` [(map, entries)], fills `initial_entries` [(map, key,
-    /// value)] and attaches its programs (only `programs` when given). Each of
-    /// `rings` [(map, record_size or None)] is drained into batches.
+    /// value)] and attaches its programs (only `programs` when given): each
+    /// `perf_event` program on its event in `perf_events` [(program,
+    /// PerfEvent)], the others on a CPU-clock sample at `perf_hz` on every
+    /// CPU. Each of `rings` [(map, record_size or None)] is drained into
+    /// batches.
     #[new]
     #[pyo3(signature = (
         source,
@@ -140,6 +144,7 @@ impl HostCore {
         perf_hz = 99,
         max_entries = Vec::new(),
         initial_entries = Vec::new(),
+        perf_events = Vec::new(),
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -155,6 +160,7 @@ impl HostCore {
         perf_hz: u64,
         max_entries: Vec<(String, u32)>,
         initial_entries: Vec<(String, Vec<u8>, Vec<u8>)>,
+        perf_events: Vec<(String, PyRef<'_, PerfEvent>)>,
     ) -> PyResult<Self> {
         let policy = batch_policy(batch_events, batch_ms, pending_batches)?;
         if perf_hz == 0 {
@@ -181,6 +187,10 @@ impl HostCore {
             policy,
             pending_batches,
             perf_hz,
+            perf_events: perf_events
+                .into_iter()
+                .map(|(program, event)| (program, event.spec.clone()))
+                .collect(),
             max_entries,
             initial_entries: initial_entries
                 .into_iter()
@@ -247,6 +257,31 @@ impl HostCore {
     /// how many there were.
     fn delete_keys(&self, py: Python<'_>, name: &str, keys: Vec<u8>) -> PyResult<usize> {
         Ok(py.detach(|| self.host.delete_keys(name, &keys))?)
+    }
+
+    /// Writes entries into map `name`: `keys` back to back, `values` back to
+    /// back (one per possible CPU per key for a per-CPU map, as `read_map`
+    /// gives them). Returns how many.
+    fn update_entries(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        keys: Vec<u8>,
+        values: Vec<u8>,
+    ) -> PyResult<usize> {
+        Ok(py.detach(|| self.host.update_entries(name, &keys, &values))?)
+    }
+
+    /// Deletes every key of map `name`, or zeroes every value of an array;
+    /// returns how many entries it emptied.
+    fn clear_map(&self, py: Python<'_>, name: &str) -> PyResult<usize> {
+        Ok(py.detach(|| self.host.clear_map(name))?)
+    }
+
+    /// Sets every value of map `name` to zero, keeping its keys; returns how
+    /// many.
+    fn zero_map(&self, py: Python<'_>, name: &str) -> PyResult<usize> {
+        Ok(py.detach(|| self.host.zero_map(name))?)
     }
 
     /// Runs the `SEC("syscall")` program `name` once with `ctx` (its context

@@ -2,5 +2,6 @@
 
 pub mod host;
 pub mod object;
+pub mod perf_event;
 pub mod runq;
 pub mod wait;

@@ -13,6 +13,7 @@ from .batches import EventBatch
 from .compile import cache_dir, compile_file, compile_source
 from .layout import Layout, decode, dtype_of, pack_global
 from .maps import Log2Histogram, MapView, is_histogram_layout
+from .perf_events import PerfEvent
 from .plugin import Plugin
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Layout",
     "Log2Histogram",
     "MapView",
+    "PerfEvent",
     "Plugin",
     "cache_dir",
     "compile_file",

@@ -1,26 +1,23 @@
 """Compiling plugin C source with the host's clang against the package's SDK,
 cached by content: the same source, flags and clang give the same object
-without running clang again."""
+without running clang again. clang runs within a memory and time bound
+(:mod:`.clang`) and, for sources that start by including ``vmlinux.h``,
+with that header precompiled (:mod:`.vmlinux_pch`)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import re
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
-from ..errors import ClangNotFoundError, PluginCompileError
+from ..errors import PluginCompileError
 from ..sdk import clang_args
+from .clang import ClangBounds, ClangRun, clang_version, failure_message, find_clang, run_clang
+from .vmlinux_pch import includes_vmlinux_first, precompiled_vmlinux
 
 __all__ = ["cache_dir", "compile_file", "compile_source"]
-
-_INSTALL_CLANG = (
-    "install clang (Debian/Ubuntu: apt-get install clang; Fedora: dnf install clang), "
-    "or pass clang='/path/to/clang'"
-)
 
 
 def cache_dir() -> Path:
@@ -30,20 +27,6 @@ def cache_dir() -> Path:
         return Path(os.environ["NN_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "noisy-neighbor" / "plugins"
-
-
-def _find_clang(clang: str | None) -> str:
-    found = shutil.which(clang or os.environ.get("NN_CLANG", "clang"))
-    if not found:
-        raise ClangNotFoundError(
-            f"compiling BPF C needs clang, which was not found: {_INSTALL_CLANG}"
-        )
-    return found
-
-
-def _clang_version(clang: str) -> str:
-    out = subprocess.run([clang, "--version"], capture_output=True, text=True, check=False)
-    return out.stdout.splitlines()[0] if out.stdout else clang
 
 
 def _headers_fingerprint(args: list[str]) -> str:
@@ -69,14 +52,17 @@ def compile_source(
     cflags: list[str] | None = None,
 ) -> Path:
     """The path of ``code`` compiled to a BPF object (``<name>.bpf.o`` in the
-    cache). Raises :class:`ClangNotFoundError` without clang and
-    :class:`PluginCompileError` with clang's diagnostics when it fails."""
+    cache). Raises :class:`ClangNotFoundError` without clang, and
+    :class:`PluginCompileError` with clang's diagnostics when it fails, or
+    saying which bound it met (``NN_CLANG_MEMORY_MB``, ``NN_CLANG_TIMEOUT``)."""
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ValueError(f"plugin name {name!r} must be letters, digits, '_', '.' or '-'")
-    compiler = _find_clang(clang)
+    compiler = find_clang(clang)
+    bounds = ClangBounds.from_env()
     args = [*clang_args(), *(cflags or [])]
+    version = clang_version(compiler)
     digest = hashlib.sha256(
-        "\0".join([code, *args, _clang_version(compiler), _headers_fingerprint(args)]).encode()
+        "\0".join([code, *args, version, _headers_fingerprint(args)]).encode()
     ).hexdigest()[:16]
     target = cache_dir() / digest / f"{name}.bpf.o"
     if target.is_file():
@@ -95,20 +81,39 @@ def compile_source(
             "NN_CACHE_DIR to a writable directory"
         ) from None
     try:
-        result = subprocess.run(
-            [compiler, *args, "-c", str(source), "-o", str(partial)],
-            capture_output=True,
-            text=True,
-            check=False,
+        command = [compiler, *args, "-c", str(source), "-o", str(partial)]
+        pch = (
+            precompiled_vmlinux(compiler, version, args, bounds, cache_dir())
+            if includes_vmlinux_first(code)
+            else None
         )
-        if result.returncode != 0:
-            raise PluginCompileError(
-                f"clang could not compile plugin {name!r}:\n{result.stderr.strip()}"
-            )
+        run = _compile(command, bounds, pch)
+        if run.returncode != 0:
+            raise PluginCompileError(failure_message(run, bounds, f"plugin {name!r}"))
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
     return target
+
+
+def _compile(command: list[str], bounds: ClangBounds, pch: Path | None) -> ClangRun:
+    """Runs ``command`` with ``pch`` included first when given. A crash
+    would otherwise leave a preprocessed copy of the source (vmlinux.h and
+    all) in /tmp for a bug report: not here."""
+    command = [command[0], "-fno-crash-diagnostics", *command[1:]]
+    if pch is None:
+        return run_clang(command, bounds)
+    run = run_clang([command[0], "-include-pch", str(pch), *command[1:]], bounds)
+    if run.returncode == 0 or run.hit_a_bound:
+        return run
+    # A precompiled header clang cannot use (damaged, or built by another
+    # clang under the same version string) fails like bad code does: compile
+    # again without it, and report that run's diagnostics. If that run
+    # works, the header was at fault: the next compile builds it anew.
+    plain = run_clang(command, bounds)
+    if plain.returncode == 0:
+        pch.unlink(missing_ok=True)
+    return plain
 
 
 def compile_file(

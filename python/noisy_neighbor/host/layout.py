@@ -11,6 +11,7 @@ whole type (a ``u32`` key, say).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "decode",
     "dtype_of",
     "pack_global",
+    "pack_record",
     "pack_rows",
     "pack_value",
 ]
@@ -162,6 +164,41 @@ def pack_global(name: str, layout: Layout, value: Any) -> bytes:
     """The bytes of global ``name`` holding ``value``, checked against its BTF
     type; raises :class:`PluginGlobalError` saying what would fit."""
     return pack_value(f"global {name!r}", layout, value, PluginGlobalError)
+
+
+def pack_record(what: str, layout: Layout, value: Any, error: type[Exception]) -> bytes:
+    """The bytes of ``value`` as type ``layout``: what :func:`pack_value`
+    takes, or for a struct a dict of its fields (those left out are zero) or
+    a tuple of them in order (as :meth:`MapView.to_dict` gives struct keys),
+    each field checked as :func:`pack_value` checks a scalar."""
+    fields = layout.fields
+    if len(fields) == 1 and fields[0].name == "":
+        return pack_value(what, layout, value, error)
+    names = [f.name for f in fields]
+    if isinstance(value, tuple) and len(value) == len(names):
+        value = dict(zip(names, value))
+    if not isinstance(value, Mapping):
+        raise error(
+            f"{what} is a {layout.type_name}: pass a dict of its fields or a tuple of "
+            f"them in order ({', '.join(names)}), got {value!r}"
+        )
+    unknown = sorted(set(value) - set(names))
+    if unknown:
+        raise error(f"{what} is a {layout.type_name}, which has no fields {unknown}")
+    record = bytearray(layout.size)
+    for field in fields:
+        if field.name not in value:
+            continue
+        alone = Field("", 0, field.kind, field.size, field.shape, field.enum_values)
+        size = field.size * math.prod(field.shape)
+        data = pack_value(
+            f"{what}, field {field.name!r},",
+            Layout(f"{layout.type_name}.{field.name}", size, [alone]),
+            value[field.name],
+            error,
+        )
+        record[field.offset : field.offset + len(data)] = data
+    return bytes(record)
 
 
 def pack_value(

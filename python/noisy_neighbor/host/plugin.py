@@ -26,9 +26,11 @@ from .._native import GlobalInfo, HostCore, RingStats, inspect_object
 from ..checks import check_int
 from ..errors import PluginGlobalError, PluginObjectError, ProbeStateError
 from .batches import EventBatch
-from .layout import Layout, RecordDecoder, decode, pack_global, pack_rows, pack_value
+from .layout import RecordDecoder, decode, pack_global, pack_rows
 from .lifecycle import Lifecycle, interrupt_stops
+from .map_entries import pack_entry, pack_key, writable_map
 from .maps import Log2Histogram, MapView, is_histogram_layout, row_value
+from .perf_events import PerfEvent, perf_events_by_program
 from .render import plugin_html
 
 __all__ = ["Plugin"]
@@ -63,6 +65,7 @@ class Plugin(Lifecycle):
         perf_hz: int = 99,
         max_entries: dict[str, int] | None = None,
         map_entries: Mapping[str, Mapping[Any, Any]] | None = None,
+        perf_events: Mapping[str, PerfEvent | Mapping[str, Any]] | None = None,
         **globals: Any,
     ) -> None:
         if isinstance(source, bytes):
@@ -107,6 +110,9 @@ class Plugin(Lifecycle):
             batch_ms=batch_ms,  # its range is checked where batches are made
             pending_batches=check_int("pending_batches", pending_batches, 1, MAX_PENDING_BATCHES),
             perf_hz=check_int("perf_hz", perf_hz, 1, 100_000),
+            perf_events=perf_events_by_program(
+                self.path.name, self.programs, programs, perf_events or {}
+            ),
             max_entries=[
                 (map_name, check_int(f"max_entries[{map_name!r}]", entries, 1, 2**32 - 1))
                 for map_name, entries in (max_entries or {}).items()
@@ -118,9 +124,12 @@ class Plugin(Lifecycle):
         """A plugin from a compiled object. Keyword arguments that are not
         options (``programs``, ``records``, ``rings``: the ring buffers to
         stream, all by default; ``batch_events``, ``batch_ms``,
-        ``pending_batches``, ``perf_hz``, ``max_entries``: map capacities by
-        name, bytes for ring buffers; ``map_entries``: ``{map: {key: value}}``
-        written before attach) set the object's globals by name."""
+        ``pending_batches``, ``perf_hz``: the CPU-clock sampling rate of
+        ``perf_event`` programs; ``perf_events``: ``{program: PerfEvent or
+        dict}``, another event for a ``perf_event`` program; ``max_entries``:
+        map capacities by name, bytes for ring buffers; ``map_entries``:
+        ``{map: {key: value}}`` written before attach) set the object's
+        globals by name."""
         return cls(path, **options)
 
     @classmethod
@@ -175,17 +184,9 @@ class Plugin(Lifecycle):
     ) -> list[tuple[str, bytes, bytes]]:
         packed = []
         for map_name, items in entries.items():
-            info = self.maps.get(map_name)
-            if info is None or info.key is None or info.value is None:
-                raise PluginObjectError(
-                    f"map_entries names {map_name!r}, which is not a map of {self.path.name} "
-                    f"with BTF key and value types (its maps: {', '.join(self.maps)})"
-                )
+            info = writable_map(self.path.name, self.maps, map_name, "map_entries")
             for key, value in items.items():
-                value_bytes = pack_value(
-                    f"a value of map {map_name!r}", info.value, value, PluginObjectError
-                )
-                packed.append((map_name, _key_bytes(map_name, info.key, key), value_bytes))
+                packed.append((map_name, *pack_entry(info, key, value)))
         return packed
 
     # -- lifecycle ----------------------------------------------------------------
@@ -313,11 +314,7 @@ class Plugin(Lifecycle):
 
     def map(self, name: str) -> MapView:
         """A snapshot of map ``name``, decoded by its BTF types."""
-        if name not in self.maps:
-            raise PluginObjectError(
-                f"{self.path.name} has no map {name!r}; its maps: {', '.join(self.maps)}"
-            )
-        entries = self._started().read_map(name)
+        entries = self._started().read_map(self._map_name(name))
         return MapView(
             name, self.maps[name], entries.keys, entries.values, entries.count, entries.cpus
         )
@@ -348,9 +345,10 @@ class Plugin(Lifecycle):
         return row_value(decode(raw, info.layout, "value"), 0)
 
     def delete(self, name: str, keys: Sequence[Any] | Mapping[str, Sequence[Any]]) -> int:
-        """Deletes entries of map ``name``: ``keys`` is a list of scalar keys,
-        or, for a struct key, one list of values per field. Returns how many
-        were there (keys already gone are skipped)."""
+        """Deletes entries of map ``name``: ``keys`` is a list of keys (a
+        struct key as a dict or tuple of its fields), or, for a struct key,
+        one list of values per field. Returns how many were there (keys
+        already gone are skipped)."""
         info = self.maps.get(name)
         if info is None or info.key is None:
             raise PluginObjectError(
@@ -360,8 +358,40 @@ class Plugin(Lifecycle):
         if isinstance(keys, Mapping):
             packed = pack_rows(info.key, keys)
         else:
-            packed = b"".join(_key_bytes(name, info.key, key) for key in keys)
+            packed = b"".join(pack_key(name, info.key, key) for key in keys)
         return self._started().delete_keys(name, packed)
+
+    def update(self, name: str, entries: Mapping[Any, Any], *, per_cpu: bool = False) -> int:
+        """Writes ``entries`` ({key: value}, packed as ``map_entries=`` packs
+        them) into map ``name`` of the running plugin, creating keys or
+        overwriting their values. A per-CPU map gets each value on every
+        possible CPU, or, with ``per_cpu=True``, a list of one value per
+        possible CPU (what ``map(name).to_dict()`` gives). Returns how many
+        were written; a refusal (a full map, an index past an array's end)
+        raises :class:`MapAccessError` with the kernel's reason."""
+        info = writable_map(self.path.name, self.maps, name, "update")
+        packed = [pack_entry(info, key, value, per_cpu=per_cpu) for key, value in entries.items()]
+        keys = b"".join(key for key, _ in packed)
+        values = b"".join(value for _, value in packed)
+        return self._started().update_entries(name, keys, values)
+
+    def clear(self, name: str) -> int:
+        """Empties map ``name``, as bpftrace's ``clear()``: deletes every key,
+        or, for an array (whose entries cannot be deleted), zeroes every
+        value. Returns how many entries it emptied."""
+        return self._started().clear_map(self._map_name(name))
+
+    def zero(self, name: str) -> int:
+        """Sets every value of map ``name`` to zero and keeps its keys, as
+        bpftrace's ``zero()``. Returns how many values it zeroed."""
+        return self._started().zero_map(self._map_name(name))
+
+    def _map_name(self, name: str) -> str:
+        if name not in self.maps:
+            raise PluginObjectError(
+                f"{self.path.name} has no map {name!r}; its maps: {', '.join(self.maps)}"
+            )
+        return name
 
     def run(self, program: str, ctx: bytes = b"") -> int:
         """Runs the ``SEC("syscall")`` program ``program`` once (the kernel's
@@ -378,8 +408,3 @@ class Plugin(Lifecycle):
         state = "running" if self.running else "stopped"
         programs = ", ".join(f"{p.name} ({p.section})" for p in self.programs.values())
         return f"<Plugin {self.path.name} {state}: {programs}>"
-
-
-def _key_bytes(map_name: str, layout: Layout, key: Any) -> bytes:
-    """A scalar key of map ``map_name``, checked against its BTF type."""
-    return pack_value(f"a key of map {map_name!r}", layout, key, PluginObjectError)
