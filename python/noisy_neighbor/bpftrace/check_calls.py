@@ -84,6 +84,8 @@ class CallChecker:
             return arg.value
         if isinstance(arg, ast.Param) and 0 < arg.index <= len(self.info.params):
             return self.info.params[arg.index - 1]
+        if isinstance(arg, ast.Call) and arg.name == "str" and isinstance(arg.args[0], ast.Str):
+            return arg.args[0].value  # str($1), made a literal
         raise self.error(arg.loc, f"{e.name}() expects a string literal as the {what} argument")
 
     def site(self: Checker, e: ast.Call, kind: str, **fields) -> Site:
@@ -263,6 +265,20 @@ class CallChecker:
     def call_str(self: Checker, e: ast.Call) -> SizedType:
         self.nargs(e, 1, 2)
         first = e.args[0]
+        if (
+            isinstance(first, ast.Binop)
+            and first.op == "+"
+            and isinstance(first.left, ast.Param)
+            and isinstance(first.right, ast.Int)
+            and first.left.index > 0
+        ):
+            # str($1 + n): the parameter's text from byte n on, as bpftrace
+            # reads a word given for a number as a string's address
+            params = self.info.params
+            index = first.left.index
+            text = params[index - 1] if index <= len(params) else ""
+            e.args[0] = ast.Str(first.loc, text[first.right.value :])
+            return self.expr(e.args[0])
         if isinstance(first, ast.Param) and first.index > 0:
             # str($1): the parameter's text, whatever it is
             params = self.info.params

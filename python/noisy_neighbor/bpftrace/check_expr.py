@@ -69,7 +69,7 @@ class ExprChecker:
                 ty = self.expr(elem)
                 if ty.is_aggregation or ty.kind is Kind.NONE:
                     raise self.error(elem.loc, f"{ty.name} cannot be part of a tuple")
-                fields.append(int_type(8, ty.signed) if ty.kind is Kind.INT else ty)
+                fields.append(ty)
             return SizedType(Kind.TUPLE, fields=tuple(fields))
         raise self.error(e.loc, f"unexpected expression {type(e).__name__}")
 
@@ -352,7 +352,9 @@ class ExprChecker:
                 raise self.error(loc, f"Unknown struct/union: '{ty.struct}'")
             return size
         if ty.kind is Kind.TUPLE:
-            return sum(self.type_size(f, loc) for f in ty.fields)
+            from .codegen_types import storage_size
+
+            return storage_size(ty)
         return ty.size
 
     def constant_int(self: Checker, e: ast.Expr, what: str) -> int:

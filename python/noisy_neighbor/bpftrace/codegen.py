@@ -161,7 +161,10 @@ class Generator:
     # -- the file ------------------------------------------------------------------------
 
     def generate(self) -> str:
-        bodies = [self.program(context) for context in self.info.contexts]
+        # Programs in reverse: libbpf attaches them in the object's order, and
+        # a perf event runs the newest first; bpftrace attaches in reverse so
+        # probes on one event run in the script's order.
+        bodies = [self.program(context) for context in reversed(self.info.contexts)]
         for user, depth in sorted(self.info.stacks):
             self.stack_maps[(user, depth)] = self.stack_map(user, depth)
         records = declare_records(self)
@@ -380,7 +383,7 @@ class FunctionWriter(ExprWriter, CallWriter):
         assert value is not None
         key = self.key(node)
         pointer = self.temp(
-            f"{self.gen.types.type_name(value)} *",
+            self.value_pointer(value),
             init=f"bpf_map_lookup_elem(&{info.c_name}, &{key})",
         )
         if value.kind in (Kind.MIN, Kind.MAX):
@@ -390,6 +393,12 @@ class FunctionWriter(ExprWriter, CallWriter):
         cast = "s64" if value.kind is not Kind.INT or value.signed else "u64"
         return f"(({cast})({pointer} ? *{pointer} : 0))"
 
+    def value_pointer(self, value: SizedType) -> str:
+        """A C pointer type to a map's value (``char *`` for a string)."""
+        if value.kind is Kind.STRING:
+            return "char *"
+        return f"{self.gen.types.type_name(value)} *"
+
     def map_read_into(self, dest: str, dest_type: str, node: ast.Map, fresh: bool) -> None:
         """Copies the value under the key into ``dest`` (of C type
         ``dest_type``); zero if the key is absent."""
@@ -398,7 +407,7 @@ class FunctionWriter(ExprWriter, CallWriter):
         assert value is not None
         key = self.key(node)
         pointer = self.temp(
-            f"{self.gen.types.type_name(value)} *",
+            self.value_pointer(value),
             init=f"bpf_map_lookup_elem(&{info.c_name}, &{key})",
         )
         if not fresh:
@@ -406,7 +415,7 @@ class FunctionWriter(ExprWriter, CallWriter):
         self.line(f"if ({pointer}) {{")
         if value.kind is Kind.STRING:
             size = int(dest_type.split("[")[1].rstrip("]")) if "[" in dest_type else value.size
-            self.copy_string(dest, size, f"(*{pointer})", value.size, True)
+            self.copy_string(dest, size, pointer, value.size, True)
         else:
             self.line(f"\t__builtin_memcpy(&{dest}, {pointer}, sizeof({dest}));")
         self.line("}")
@@ -425,7 +434,7 @@ class FunctionWriter(ExprWriter, CallWriter):
                 self.line(f"nn_map_fetch_add(&{info.c_name}, &{key}, {delta}, {info.index});")
                 return
             current = self.temp(
-                f"{self.gen.types.type_name(value)} *",
+                self.value_pointer(value),
                 init=f"bpf_map_lookup_elem(&{info.c_name}, &{key})",
             )
             new = self.temp("s64", init=f"{current} ? *{current} : 0")
@@ -484,7 +493,16 @@ class FunctionWriter(ExprWriter, CallWriter):
             self.line("}")
             return
         key = self.key(node)
+        if not info.key_types and value_kind(info) == "count":
+            # bpftrace 0.17 keeps a keyless count: delete() zeroes it
+            zero = self.temp("s64", init="0")
+            self.line(f"bpf_map_update_elem(&{info.c_name}, &{key}, &{zero}, BPF_EXIST);")
+            return
         self.line(f"bpf_map_delete_elem(&{info.c_name}, &{key});")
+
+
+def value_kind(info) -> str:
+    return info.value.kind.value if info.value is not None else ""
 
 
 def generate(info: ProgramInfo, kernel: Kernel) -> tuple[str, Generator]:

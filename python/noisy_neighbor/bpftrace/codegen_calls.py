@@ -89,7 +89,8 @@ class CallWriter:
             return f"(u64)nn_strcontains({a}, {sizes[0]}, {b}, {sizes[1]})"
         if name == "strncmp":
             a, b = self.lvalue(args[0]), self.lvalue(args[1])
-            n = self.gen.info_const_int(args[2])
+            sizes = [arg.type.size if arg.type else 1 for arg in args[:2]]
+            n = min(self.gen.info_const_int(args[2]), *sizes)
             return f"(u64)nn_strncmp({a}, {b}, {n})"
         if name == "bswap":
             ty = args[0].type
@@ -220,7 +221,9 @@ class CallWriter:
         if name in ("printf", "system", "cat", "print", "clear", "zero", "exit", "time", "join"):
             self.emit_site(e)
             if name == "exit":
+                # exit() ends the probe too: nothing after it runs
                 self.line("nn_exited = 1;")
+                self.line("return 0;")
             return
         if name == "delete":
             self.delete(e.args[0])

@@ -55,7 +55,7 @@ class CTypes:
         """(base, suffix) to declare a variable of ``ty``: ``base name suffix``."""
         kind = ty.kind
         if kind is Kind.INT:
-            return ("s64" if ty.signed else "u64"), ""
+            return int_c_type(ty.size if ty.size in (1, 2, 4, 8) else 8, ty.signed), ""
         if kind in SCALAR_KINDS:
             return "u64", ""
         if kind is Kind.STRING:
@@ -98,18 +98,41 @@ class CTypes:
         return self._declare(("struct", name), f"struct {name}", f"struct {name} {{\n{body}}};")
 
 
-def storage_size(ty: SizedType) -> int:
-    """Bytes a value of ``ty`` takes in the generated C (before padding)."""
-    if ty.kind in SCALAR_KINDS or ty.kind is Kind.INT:
+def alignment(ty: SizedType) -> int:
+    """The C alignment of how the generated C holds ``ty``."""
+    kind = ty.kind
+    if kind is Kind.INT:
+        return ty.size if ty.size in (1, 2, 4, 8) else 8
+    if kind in SCALAR_KINDS or kind in (Kind.INET, Kind.USYM, Kind.USTACK):
         return 8
-    if ty.kind is Kind.STRING:
+    if kind is Kind.BUFFER:
+        return 4
+    if kind is Kind.TUPLE:
+        return max((alignment(f) for f in ty.fields), default=1)
+    return 1
+
+
+def storage_size(ty: SizedType) -> int:
+    """Bytes the generated C's struct or variable of ``ty`` takes, padding
+    included (C's layout rules, which bpftrace's tuples follow too)."""
+    kind = ty.kind
+    if kind is Kind.INT:
+        return ty.size if ty.size in (1, 2, 4, 8) else 8
+    if kind in SCALAR_KINDS:
+        return 8
+    if kind is Kind.STRING:
         return ty.size
-    if ty.kind is Kind.BUFFER:
-        return 4 + ty.size
-    if ty.kind is Kind.TUPLE:
-        return sum((storage_size(f) + 7) // 8 * 8 for f in ty.fields)
-    if ty.kind is Kind.INET:
+    if kind is Kind.BUFFER:
+        return (4 + ty.size + 3) // 4 * 4
+    if kind is Kind.TUPLE:
+        offset = 0
+        for f in ty.fields:
+            align = alignment(f)
+            offset = (offset + align - 1) // align * align + storage_size(f)
+        align = alignment(ty)
+        return (offset + align - 1) // align * align
+    if kind is Kind.INET:
         return 24
-    if ty.kind is Kind.MAC:
+    if kind is Kind.MAC:
         return 6
     return 16

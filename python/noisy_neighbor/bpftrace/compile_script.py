@@ -13,8 +13,9 @@ from ..host.compile import compile_source
 from ..host.plugin import Plugin
 from .check import check
 from .codegen import generate
-from .diagnostics import Source
+from .diagnostics import Source, fail
 from .kernel import Kernel
+from .user_types import IncompleteType
 from .parser import parse
 from .program_info import ProgramInfo
 
@@ -76,7 +77,10 @@ def compile_script(
     fails on the generated C (a bug here: the message says so)."""
     source = Source(program, name)
     tree = parse(program, name, includes=includes)
-    kernel = Kernel(tree.definitions)
+    try:
+        kernel = Kernel(tree.definitions)
+    except IncompleteType as err:
+        raise fail(source, tree.definitions[0].loc if tree.definitions else None, str(err)) from None
     info = check(tree, source, kernel, params, unsafe=unsafe, has_child=has_child)
     code, gen = generate(info, kernel)
     if os.environ.get("NN_BPFTRACE_DUMP_C"):

@@ -40,10 +40,9 @@ class Resolver:
         self._stacks.clear()
 
     def ksym(self, address: int) -> str:
-        from .kallsyms import ksym
+        from .kallsyms import ksym_text
 
-        name = ksym(address)
-        return name if name is not None else f"0x{address:x}"
+        return ksym_text(address)
 
     def kstack(self, stack_id: int, ty: SizedType) -> list[str] | None:
         addresses = self._stack(False, ty.count, stack_id)
@@ -158,6 +157,9 @@ def column_values(
         return [_cgroup_path(v) for v in values]
     if kind is Kind.STRERROR:
         return [os.strerror(v) for v in values]
+    if kind is Kind.RECORD:
+        # a struct is kept by its address, not its bytes: shown without fields
+        return [{} for _ in values]
     return values
 
 

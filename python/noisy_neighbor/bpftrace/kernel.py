@@ -32,6 +32,9 @@ class FunctionInfo:
 
 class Kernel:
     def __init__(self, definitions: list[ast.CDefinition] | None = None) -> None:
+        # A struct a script declares holds other structs by value only if it
+        # declares them too (bpftrace compiles its definitions without the
+        # kernel's: clang calls the rest incomplete).
         self.user = UserTypes(definitions or [])
         self._tracepoints: dict[tuple[str, str], list[TracepointField] | None] = {}
 

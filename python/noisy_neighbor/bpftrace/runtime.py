@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Script"]
 
+
+def _is_keyless_count(info: Any) -> bool:
+    return not info.key_types and info.value is not None and info.value.kind.value == "count"
+
 _RING = "nn_events"
 #: How long a batch of records may wait in the host before Python sees it.
 BATCH_MS = 5.0
@@ -183,7 +187,7 @@ class Script(Lifecycle):
             values = self._values(site, columns, row)
             from .unsafe import run_cat, run_system
 
-            command = render_rows(site.text, site.arg_types, [[v] for v in values])[0]
+            command = render_rows(site.text, site.arg_types, [[v] for v in values], 1)[0]
             self.sink.printf([run_system(command) if kind == "system" else run_cat(command)], kind)
         elif kind == "print_map":
             info = self.info.maps[site.map]
@@ -193,7 +197,11 @@ class Script(Lifecycle):
             (value,) = self._values(site, columns, row)
             self.sink.value(TypedValue(site.arg_types[0], value))
         elif kind == "clear":
-            self.plugin.clear(self.info.maps[site.map].c_name)
+            info = self.info.maps[site.map]
+            if _is_keyless_count(info):
+                self.plugin.zero(info.c_name)  # bpftrace 0.17 keeps it: @x: 0
+            else:
+                self.plugin.clear(info.c_name)
         elif kind == "zero":
             self.plugin.zero(self.info.maps[site.map].c_name)
         elif kind == "exit":

@@ -33,17 +33,61 @@ _C_INTS = {
 }  # fmt: skip
 
 
+class IncompleteType(ValueError):
+    """A member of a struct the script declares has a struct type nobody
+    declares (clang's "incomplete type")."""
+
+
+def _split_members(body: str) -> list[str]:
+    """Member declarations at the body's top level (nested braces kept)."""
+    out, depth, start = [], 0, 0
+    for i, c in enumerate(body):
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+        elif c == ";" and depth == 0:
+            out.append(body[start:i].strip())
+            start = i + 1
+    if body[start:].strip():
+        out.append(body[start:].strip())
+    return [m for m in out if m]
+
+
+def _name_anonymous(text: str) -> str:
+    """Gives each anonymous struct or union inside a definition a name
+    (``struct foo__anon0``), so the generated C can cast to it."""
+    first = text.find("{")
+    if first < 0:
+        match = None
+    else:
+        match = re.match(r"\s*(?:struct|union)\s+(\w+)", text)
+    if match is None:
+        return text
+    outer = match.group(1)
+    count = iter(range(1 << 30))
+    head, body = text[: first + 1], text[first + 1 :]
+    body = re.sub(
+        r"\b(struct|union)(\s*)\{", lambda m: f"{m.group(1)} {outer}__anon{next(count)} {{", body
+    )
+    return head + body
+
+
 class UserTypes:
-    def __init__(self, definitions: list[ast.CDefinition]) -> None:
+    def __init__(self, definitions: list[ast.CDefinition], known=None) -> None:
         self.texts = [d.text for d in definitions]
+        #: tells whether the kernel's BTF has a struct (``struct x``)
+        self.known = known or (lambda name: False)
         #: "struct x" -> [(member, type, offset)], size
         self.records: dict[str, tuple[list[tuple[str, SizedType, int]], int]] = {}
+        self.declared: list[str] = []
+        self.texts = [_name_anonymous(text) for text in self.texts]
         for text in self.texts:
             match = _STRUCT.search(text)
             if match:
-                self._parse(
-                    f"{match.group(1)} {match.group(2)}", match.group(3), match.group(1) == "union"
-                )
+                name = f"{match.group(1)} {match.group(2)}"
+                self.declared.append(name)
+                self._parse(name, match.group(3), match.group(1) == "union")
 
     def has(self, name: str) -> bool:
         return name in self.records
@@ -69,6 +113,10 @@ class UserTypes:
             ty = int_type(*_C_INTS[words])
         elif words in self.records:
             ty = SizedType(Kind.RECORD, self.records[words][1], struct=words)
+        elif words.startswith(("struct ", "union ")):
+            if not self.known(words):
+                raise IncompleteType(f"field has incomplete type '{words}'")
+            return None
         else:
             return None
         if count is not None:
@@ -82,25 +130,35 @@ class UserTypes:
         members: list[tuple[str, SizedType, int]] = []
         offset = size = 0
         align_max = 1
-        for raw in body.split(";"):
-            decl = " ".join(raw.split())
-            if not decl:
-                continue
-            match = _MEMBER.match(decl)
-            if not match:
-                continue
-            ty = self._member_type(match.group("type"), match.group("stars"), match.group("count"))
+        for decl in _split_members(body):
+            decl = " ".join(decl.split())
+            nested = re.match(r"^(struct|union)\s*(\w+)\s*\{(.*)\}\s*(\w+)$", decl, re.S)
+            if nested:
+                inner = f"{nested.group(1)} {nested.group(2)}"
+                self.declared.append(inner)
+                self._parse(inner, nested.group(3), nested.group(1) == "union")
+                ty: SizedType | None = SizedType(Kind.RECORD, self.records[inner][1], struct=inner)
+                member = nested.group(4)
+            else:
+                match = _MEMBER.match(decl)
+                if not match:
+                    continue
+                ty = self._member_type(match.group("type"), match.group("stars"), match.group("count"))
+                member = match.group("name")
             if ty is None:
                 continue
             element = ty.elem if ty.kind is Kind.ARRAY and ty.elem is not None else ty
-            align = 1 if ty.kind is Kind.STRING else min(max(element.size, 1), 8)
+            if ty.kind is Kind.RECORD:
+                align = 8 if ty.size >= 8 else 4
+            else:
+                align = 1 if ty.kind is Kind.STRING else min(max(element.size, 1), 8)
             align_max = max(align_max, align)
             if union:
-                members.append((match.group("name"), ty, 0))
+                members.append((member, ty, 0))
                 size = max(size, ty.size)
                 continue
             offset = (offset + align - 1) // align * align
-            members.append((match.group("name"), ty, offset))
+            members.append((member, ty, offset))
             offset += ty.size
             size = offset
         size = (size + align_max - 1) // align_max * align_max
@@ -120,7 +178,7 @@ class UserTypes:
         """The definitions with every declared struct renamed."""
         out = []
         for text in self.texts:
-            for name in self.records:
+            for name in self.declared:
                 kind, _, tag = name.partition(" ")
                 text = re.sub(rf"\b{kind}\s+{tag}\b", self.c_name(name), text)
             out.append(text)

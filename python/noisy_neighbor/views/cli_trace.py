@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def add_trace_parser(commands: Any) -> None:
     trace.add_argument("-V", "--version", action="store_true", help="show the version")
     trace.add_argument("-e", dest="program", metavar="PROGRAM", help="the program's text")
     trace.add_argument("args", nargs="*", metavar="FILE|ARG", help="a .bt file, then $1, $2...")
-    trace.add_argument("-f", dest="format", choices=["text", "json"], default="text")
+    trace.add_argument("-f", dest="format", default="text", metavar="FORMAT")
     trace.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
     trace.add_argument("-c", dest="child_command", metavar="CMD", help="run CMD; exit when it does")
     trace.add_argument("-p", dest="pid", metavar="PID", help="exit when PID does")
@@ -130,6 +131,8 @@ def _list(args: argparse.Namespace, out: TextIO) -> int:
     from ..bpftrace.probe_list import list_probes
 
     pattern = args.program or (args.args[0] if args.args else "*")
+    if not re.fullmatch(r"[A-Za-z0-9_:*?.\-\[\]/+,!@$ ]*", pattern):
+        raise UsageError("ERROR: invalid character in search expression")
     for name in list_probes(pattern):
         out.write(name + "\n")
     return 0
@@ -161,6 +164,15 @@ def _info(out: TextIO) -> int:
         f"  kfunc: {yes(btf)}",
         "  send_signal: yes",
         "  get_current_cgroup_id: yes",
+        "",
+        "Map types",
+        "  hash: yes",
+        "  percpu hash: yes",
+        "  array: yes",
+        "  percpu array: yes",
+        "  stack_trace: yes",
+        "  perf_event_array: yes",
+        "  ringbuf: yes",
         "",
         "Probe types",
         f"  kprobe: {yes(kprobes)} (fentry stands in where it is missing)",
@@ -221,6 +233,8 @@ def run_trace(args: argparse.Namespace) -> int:
         print(f"noisy-neighbor trace {__version__} (the language of bpftrace v0.17)")
         return 0
     try:
+        if args.format not in ("text", "json"):
+            raise UsageError(f'ERROR: Invalid output format "{args.format}"')
         args.pid = _pid(args.pid)
         out: TextIO = (
             open(args.output, "w", errors="surrogateescape")  # noqa: SIM115
@@ -287,6 +301,8 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
         stopping.append(signum)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    print_maps = []
+    previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, lambda *_: print_maps.append(1))
     try:
         script.plugin.set(nn_start_ns=time.monotonic_ns())
         script.plugin.start()
@@ -298,6 +314,9 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
             child.release()
         while not script.exit_requested and not stopping:
             script.poll(0.1)
+            if print_maps:  # SIGUSR1: every map now, as bpftrace prints them
+                print_maps.clear()
+                script.sink.at_exit(script.snapshots())
             if args.buffering != "full":
                 out.flush()
             if child and child.done():
