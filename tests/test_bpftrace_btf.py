@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from noisy_neighbor.bpftrace.btf import VMLINUX, KernelBtf
-from noisy_neighbor.bpftrace.btf_format import BtfFile, BtfKind
+from noisy_neighbor.script.btf import VMLINUX, KernelBtf
+from noisy_neighbor.script.btf_format import BtfFile, BtfKind
 from noisy_neighbor.errors import BtfUnavailableError
 
 ROOT = Path(__file__).resolve().parents[1]

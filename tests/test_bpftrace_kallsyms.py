@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from noisy_neighbor.bpftrace import kallsyms
-from noisy_neighbor.bpftrace.kallsyms import kaddr, ksym, ksym_offset, ksym_text
+from noisy_neighbor.script import kallsyms
+from noisy_neighbor.script.kallsyms import kaddr, ksym, ksym_offset, ksym_text
 
 KALLSYMS = """\
 ffffffff81000000 T _stext

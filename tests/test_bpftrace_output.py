@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from noisy_neighbor.bpftrace.map_order import ordered_entries
-from noisy_neighbor.bpftrace.output_json import (
+from noisy_neighbor.script.map_order import ordered_entries
+from noisy_neighbor.script.output_json import (
     attached_probes_json,
     json_escape,
     map_json,
@@ -20,7 +20,7 @@ from noisy_neighbor.bpftrace.output_json import (
     message_json,
     value_line_json,
 )
-from noisy_neighbor.bpftrace.output_text import (
+from noisy_neighbor.script.output_text import (
     Strftime,
     attached_probes_text,
     hist_bucket_index,
@@ -32,8 +32,8 @@ from noisy_neighbor.bpftrace.output_text import (
     time_text,
     value_text,
 )
-from noisy_neighbor.bpftrace.types import Kind, SizedType, int_type, string_type
-from noisy_neighbor.bpftrace.values import MapSnapshot, TypedValue
+from noisy_neighbor.script.types import Kind, SizedType, int_type, string_type
+from noisy_neighbor.script.values import MapSnapshot, TypedValue
 
 DATA = Path(__file__).parent / "data" / "bpftrace"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from noisy_neighbor.bpftrace.printf import check_format, parse_format, render, render_rows
-from noisy_neighbor.bpftrace.types import Kind, SizedType, int_type, string_type
-from noisy_neighbor.bpftrace.values import TypedValue
+from noisy_neighbor.script.printf import check_format, parse_format, render, render_rows
+from noisy_neighbor.script.types import Kind, SizedType, int_type, string_type
+from noisy_neighbor.script.values import TypedValue
 
 DATA = Path(__file__).parent / "data" / "bpftrace"
 I64 = int_type(8, True)

@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from noisy_neighbor.bpftrace.btf import VMLINUX, KernelBtf
-from noisy_neighbor.bpftrace.probe_list import expand, list_probes
-from noisy_neighbor.bpftrace.tracepoints import parse_format, tracepoint_format, tracepoints
+from noisy_neighbor.script.btf import VMLINUX, KernelBtf
+from noisy_neighbor.script.probe_list import expand, list_probes
+from noisy_neighbor.script.tracepoints import parse_format, tracepoint_format, tracepoints
 
 # A syscall's format as 6.x kernels write it (ints 8 bytes wide, a user
 # pointer), with a __data_loc string and a char array added.

@@ -13,7 +13,8 @@ plots, ``%%bpf``) and ``agent`` (``serve``, for Prometheus) -> ``analysis``
 (collections, reports from events, interval reports, recordings) -> ``runq``
 (the run-queue probe and its verdicts) -> ``host`` (any BPF object as a
 plugin) and ``names`` (who a cgroup is) -> the base modules (``errors``,
-``units``, ``log2``, ``sdk``) -> ``_native``. ``testing`` holds cgroups and
+``units``, ``log2``, ``sdk``) -> ``_native``. ``script`` (bpftrace's
+language: ``nn.bpftrace(...)``) sits beside ``runq``: a face of ``host``. ``testing`` holds cgroups and
 workloads for experiments, and the pytest plugin.
 """
 
@@ -38,11 +39,13 @@ from .errors import (
     ProbeLoadError,
     ProbeStateError,
     RingBufferError,
+    ScriptError,
     UnsupportedSectionError,
 )
 from .host import EventBatch, Log2Histogram, MapView, PerfEvent, Plugin
 from .names import CgroupInfo, CgroupResolver, CgroupTree, find_cgroup2_mount, resolve_cgroup
 from .runq import CgroupHistogram, NoisyNeighborReport, RunqProbe, Thresholds, Verdict
+from .script import Script, bpftrace
 from .views import live_view as live
 from .views import load_ipython_extension, plots
 
@@ -74,10 +77,13 @@ __all__ = [
     "ProbeStateError",
     "RingBufferError",
     "RunqProbe",
+    "Script",
+    "ScriptError",
     "Thresholds",
     "UnsupportedSectionError",
     "Verdict",
     "__version__",
+    "bpftrace",
     "collect",
     "find_cgroup2_mount",
     "history",

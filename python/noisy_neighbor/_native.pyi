@@ -202,6 +202,7 @@ class HostCore:
         max_entries: list[tuple[str, int]] = ...,
         initial_entries: list[tuple[str, bytes, bytes]] = ...,
         perf_events: list[tuple[str, PerfEvent]] = ...,
+        run_before_attach: list[str] = ...,
     ) -> Self: ...
     @property
     def running(self) -> bool: ...

@@ -73,4 +73,8 @@ pub struct HostConfig {
     /// New capacities of maps by name (bytes for ring buffers).
     pub max_entries: Vec<(String, u32)>,
     pub initial_entries: Vec<MapEntry>,
+    /// `SEC("syscall")` programs run once, in this order, after load and
+    /// before anything attaches (bpftrace's BEGIN runs before its probes
+    /// attach, so an interval probe counts from after BEGIN).
+    pub run_before_attach: Vec<String>,
 }

@@ -6,6 +6,7 @@
 //! waits for a batch.
 
 use std::collections::HashMap;
+use std::os::fd::AsFd as _;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::MutexGuard;
@@ -30,6 +31,7 @@ use crate::host::load::load;
 use crate::host::object::is_internal;
 use crate::host::sections::classify_section;
 use crate::host::sections::Attach;
+use crate::host::test_run::run_syscall_program;
 use crate::host::unload;
 use crate::stream::batch::Batcher;
 use crate::stream::batch::DrainStats;
@@ -151,6 +153,15 @@ fn connect(
 ) -> Result<(Attachments, Option<RingReader>, Handles), HostError> {
     let handles = handles(object)?;
     let reader = ring_reader(&handles.maps, cpu_rings, config, senders)?;
+    for name in &config.run_before_attach {
+        let program = object
+            .progs()
+            .find(|p| p.name().to_string_lossy() == name.as_str())
+            .ok_or_else(|| {
+                HostError::Object(format!("no program named {name:?} to run before attaching"))
+            })?;
+        run_syscall_program(program.as_fd(), &[])?;
+    }
     let attachments = attach_all(object, config)?;
     Ok((attachments, reader, handles))
 }

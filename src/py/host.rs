@@ -145,6 +145,7 @@ impl HostCore {
         max_entries = Vec::new(),
         initial_entries = Vec::new(),
         perf_events = Vec::new(),
+        run_before_attach = Vec::new(),
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -161,6 +162,7 @@ impl HostCore {
         max_entries: Vec<(String, u32)>,
         initial_entries: Vec<(String, Vec<u8>, Vec<u8>)>,
         perf_events: Vec<(String, PyRef<'_, PerfEvent>)>,
+        run_before_attach: Vec<String>,
     ) -> PyResult<Self> {
         let policy = batch_policy(batch_events, batch_ms, pending_batches)?;
         if perf_hz == 0 {
@@ -196,6 +198,7 @@ impl HostCore {
                 .into_iter()
                 .map(|(map, key, value)| MapEntry { map, key, value })
                 .collect(),
+            run_before_attach,
         };
         // Loading runs the verifier, which can take a while: let Python run.
         let host = py.detach(|| ProbeHost::start(config))?;

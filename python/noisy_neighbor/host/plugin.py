@@ -66,6 +66,7 @@ class Plugin(Lifecycle):
         max_entries: dict[str, int] | None = None,
         map_entries: Mapping[str, Mapping[Any, Any]] | None = None,
         perf_events: Mapping[str, PerfEvent | Mapping[str, Any]] | None = None,
+        run_before_attach: list[str] | None = None,
         **globals: Any,
     ) -> None:
         if isinstance(source, bytes):
@@ -117,6 +118,7 @@ class Plugin(Lifecycle):
                 (map_name, check_int(f"max_entries[{map_name!r}]", entries, 1, 2**32 - 1))
                 for map_name, entries in (max_entries or {}).items()
             ],
+            run_before_attach=self._check_run_first(run_before_attach or []),
         )
 
     @classmethod
@@ -128,8 +130,9 @@ class Plugin(Lifecycle):
         ``perf_event`` programs; ``perf_events``: ``{program: PerfEvent or
         dict}``, another event for a ``perf_event`` program; ``max_entries``:
         map capacities by name, bytes for ring buffers; ``map_entries``:
-        ``{map: {key: value}}`` written before attach) set the object's
-        globals by name."""
+        ``{map: {key: value}}`` written before attach; ``run_before_attach``:
+        ``SEC("syscall")`` programs run once after load, before the others
+        attach) set the object's globals by name."""
         return cls(path, **options)
 
     @classmethod
@@ -171,6 +174,17 @@ class Plugin(Lifecycle):
                 f"{self.path.name} has no global {name!r} (its globals: {known}){hint}"
             )
         return info
+
+    def _check_run_first(self, names: list[str]) -> list[str]:
+        """``SEC("syscall")`` programs to run once between load and attach."""
+        for name in names:
+            info = self.programs.get(name)
+            if info is None or info.section != "syscall":
+                raise PluginObjectError(
+                    f'run_before_attach names {name!r}, which is not a SEC("syscall") '
+                    f"program of {self.path.name}"
+                )
+        return list(names)
 
     def _check_rings(self, rings: list[str] | None) -> list[str]:
         if rings is None:

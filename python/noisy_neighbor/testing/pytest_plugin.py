@@ -207,7 +207,7 @@ def runq_probe(request: pytest.FixtureRequest) -> Iterator[RunqProbe]:
 def bpftrace() -> Iterator[Callable[..., Any]]:
     """Starts bpftrace-language scripts for a test; each is stopped and
     closed at teardown, also when the test fails."""
-    from ..bpftrace import bpftrace as compile_script
+    from ..script import bpftrace as compile_script
 
     started: list[Any] = []
 

@@ -19,7 +19,7 @@ import shlex
 import sys
 from typing import Any
 
-from ..bpftrace.runtime import Script
+from ..script.runtime import Script
 
 __all__ = ["bpftrace_magic"]
 

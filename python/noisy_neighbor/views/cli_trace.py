@@ -128,14 +128,39 @@ def _pid(text: str | None) -> int | None:
 
 
 def _list(args: argparse.Namespace, out: TextIO) -> int:
-    from ..bpftrace.probe_list import list_probes
+    from ..script.probe_list import list_probes
 
     pattern = args.program or (args.args[0] if args.args else "*")
     if not re.fullmatch(r"[A-Za-z0-9_:*?.\-\[\]/+,!@$ ]*", pattern):
         raise UsageError("ERROR: invalid character in search expression")
     for name in list_probes(pattern):
         out.write(name + "\n")
+        if args.verbose:
+            out.writelines(f"    {line}\n" for line in _probe_arguments(name))
     return 0
+
+
+def _probe_arguments(name: str) -> list[str]:
+    """What ``-lv`` prints under a probe: a function's parameters (and
+    its return value), a tracepoint's fields."""
+    provider, _, rest = name.partition(":")
+    if provider in ("kfunc", "kretfunc"):
+        from ..script.btf import KernelBtf
+
+        func = KernelBtf.load().func(rest.rpartition(":")[2])
+        if func is None:
+            return []
+        lines = [f"{p.c_type} {p.name}" for p in func.params]
+        if func.return_type.kind.value != "none":
+            lines.append(f"{func.return_c_type} retval")
+        return lines
+    if provider == "tracepoint":
+        from ..script.tracepoints import tracepoint_format
+
+        category, _, event = rest.partition(":")
+        fmt = tracepoint_format(category, event)
+        return [_field_text(f) for f in fmt.fields] if fmt else []
+    return []
 
 
 def _info(out: TextIO) -> int:
@@ -262,7 +287,7 @@ def run_trace(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace, out: TextIO) -> int:
-    from ..bpftrace.runtime import Script
+    from ..script.runtime import Script
     from ..errors import ScriptError
 
     text, name, params = _program(args)
@@ -304,12 +329,9 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
     print_maps = []
     previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, lambda *_: print_maps.append(1))
     try:
-        script.plugin.set(nn_start_ns=time.monotonic_ns())
-        script.plugin.start()
+        script.start()  # BEGIN runs before the other probes attach
         if os.environ.get(_NOTIFY):
             print(_NOTIFY, file=sys.stderr, flush=True)
-        for program in script.compiled.begin_programs:
-            script.plugin.run(program)
         if child:
             child.release()
         while not script.exit_requested and not stopping:
@@ -348,3 +370,11 @@ def _report_losses(script: Any) -> None:
             f"(raise BPFTRACE_MAP_KEYS_MAX)",
             file=sys.stderr,
         )
+
+
+def _field_text(field: Any) -> str:
+    """A tracepoint field as its format declares it (``char prev_comm[16]``)."""
+    if field.type.kind.value == "string" or field.count > 1:
+        count = field.type.size if field.type.kind.value == "string" else field.count
+        return f"{field.c_type} {field.name}[{count}]"
+    return f"{field.c_type} {field.name}"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
  * Helpers for programs generated from bpftrace-language scripts
- * (noisy_neighbor.bpftrace): map updates that count their failures, the
+ * (noisy_neighbor.script): map updates that count their failures, the
  * bucket of hist() and lhist() as bpftrace numbers them, string comparison.
  */
 #ifndef __NN_BPFTRACE_BPF_H

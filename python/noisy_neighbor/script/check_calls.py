@@ -417,7 +417,9 @@ class CallChecker:
         try:
             packed = ipaddress.ip_address(text).packed
         except ValueError:
-            raise self.error(e.loc, f"pton() expects a valid IPv4 or IPv6 address: {text!r}") from None
+            raise self.error(
+                e.loc, f"pton() expects a valid IPv4 or IPv6 address: {text!r}"
+            ) from None
         self.byte_constants[id(e)] = packed
         return SizedType(Kind.ARRAY, len(packed), elem=int_type(1, False), count=len(packed))
 

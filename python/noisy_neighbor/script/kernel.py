@@ -32,11 +32,25 @@ class FunctionInfo:
 
 class Kernel:
     def __init__(self, definitions: list[ast.CDefinition] | None = None) -> None:
+        self._definitions = list(definitions or [])
         # A struct a script declares holds other structs by value only if it
         # declares them too (bpftrace compiles its definitions without the
         # kernel's: clang calls the rest incomplete).
-        self.user = UserTypes(definitions or [])
+        self.user = UserTypes(definitions or [], known=self._btf_complete)
         self._tracepoints: dict[tuple[str, str], list[TracepointField] | None] = {}
+
+    def _btf_complete(self, name: str) -> bool:
+        """Whether a struct the script's definitions hold by value is
+        complete: the kernel's BTF has it, and the script does not redefine
+        one of the kernel's own structs (bpftrace then leaves BTF aside)."""
+        import re
+
+        texts = " ".join(d.text for d in self._definitions)
+        redefined = any(
+            self.btf.struct(f"{kind} {tag}") is not None
+            for kind, tag in re.findall(r"\b(struct|union)\s+(\w+)\s*\{", texts)
+        )
+        return not redefined and self.btf.struct(name) is not None
 
     # -- BTF -------------------------------------------------------------------------------
 

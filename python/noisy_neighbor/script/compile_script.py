@@ -56,6 +56,8 @@ class CompiledScript:
             name=self.name,
             programs=attached,
             rings=["nn_events"],
+            # BEGIN runs before the probes attach, as in bpftrace
+            run_before_attach=self.begin_programs,
             nn_cpid=cpid or 0,
             **options,
         )
@@ -80,7 +82,9 @@ def compile_script(
     try:
         kernel = Kernel(tree.definitions)
     except IncompleteType as err:
-        raise fail(source, tree.definitions[0].loc if tree.definitions else None, str(err)) from None
+        raise fail(
+            source, tree.definitions[0].loc if tree.definitions else None, str(err)
+        ) from None
     info = check(tree, source, kernel, params, unsafe=unsafe, has_child=has_child)
     code, gen = generate(info, kernel)
     if os.environ.get("NN_BPFTRACE_DUMP_C"):

@@ -32,6 +32,7 @@ __all__ = ["Script"]
 def _is_keyless_count(info: Any) -> bool:
     return not info.key_types and info.value is not None and info.value.kind.value == "count"
 
+
 _RING = "nn_events"
 #: How long a batch of records may wait in the host before Python sees it.
 BATCH_MS = 5.0
@@ -100,11 +101,9 @@ class Script(Lifecycle):
 
     def start(self) -> Script:
         self.plugin.set(nn_start_ns=time.monotonic_ns())
-        self.plugin.start()
         self.exit_requested = False
         self._skipping = False
-        for name in self.compiled.begin_programs:
-            self.plugin.run(name)
+        self.plugin.start()  # BEGIN runs between load and attach
         return self
 
     def stop(self) -> None:
@@ -188,7 +187,10 @@ class Script(Lifecycle):
             from .unsafe import run_cat, run_system
 
             command = render_rows(site.text, site.arg_types, [[v] for v in values], 1)[0]
-            self.sink.printf([run_system(command) if kind == "system" else run_cat(command)], kind)
+            if kind == "system":
+                self.sink.printf([run_system(command)], "syscall")  # bpftrace's JSON name
+            else:
+                self.sink.printf([run_cat(command)], "cat")
         elif kind == "print_map":
             info = self.info.maps[site.map]
             top, div = ([*list(site.numbers), 0, 0])[:2]

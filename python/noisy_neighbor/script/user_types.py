@@ -143,7 +143,9 @@ class UserTypes:
                 match = _MEMBER.match(decl)
                 if not match:
                     continue
-                ty = self._member_type(match.group("type"), match.group("stars"), match.group("count"))
+                ty = self._member_type(
+                    match.group("type"), match.group("stars"), match.group("count")
+                )
                 member = match.group("name")
             if ty is None:
                 continue

@@ -4,6 +4,7 @@ bpftrace), ``cat`` prints a file."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 __all__ = ["run_cat", "run_system"]
@@ -27,8 +28,11 @@ def run_system(command: str) -> str:
 
 
 def run_cat(path: str) -> str:
+    limit = CAT_LIMIT
+    if os.environ.get("BPFTRACE_CAT_BYTES_MAX", "").isdigit():
+        limit = int(os.environ["BPFTRACE_CAT_BYTES_MAX"])  # bpftrace's knob
     try:
         with open(path, "rb") as f:
-            return f.read(CAT_LIMIT).decode("utf-8", "surrogateescape")
+            return f.read(limit).decode("utf-8", "surrogateescape")
     except OSError as err:
         return f"ERROR: failed to open file '{path}': {err.strerror}\n"
