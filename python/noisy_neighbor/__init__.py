@@ -14,8 +14,9 @@ plots, ``%%bpf``) and ``agent`` (``serve``, for Prometheus) -> ``analysis``
 (the run-queue probe and its verdicts) -> ``host`` (any BPF object as a
 plugin) and ``names`` (who a cgroup is) -> the base modules (``errors``,
 ``units``, ``log2``, ``sdk``) -> ``_native``. ``script`` (bpftrace's
-language: ``nn.bpftrace(...)``) sits beside ``runq``: a face of ``host``. ``testing`` holds cgroups and
-workloads for experiments, and the pytest plugin.
+language: ``nn.bpftrace(...)``) sits beside ``runq``: a face of ``host``.
+``testing`` holds cgroups and workloads for experiments, and the pytest
+plugin.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from . import ast
 from .types import Kind, SizedType, int_type, string_type
 
 if TYPE_CHECKING:
-    from .check import Checker
+    from .check_base import CheckerBase as Checker
 
 __all__ = ["BUILTIN_NAMES", "DEFAULT_STACK_DEPTH", "builtin_type"]
 

@@ -191,13 +191,16 @@ class Checker(ExprChecker, CallChecker):
             return previous
         if previous.kind is Kind.STRING and value.kind is Kind.STRING:
             return previous if previous.size >= value.size else value
-        if previous.kind is Kind.TUPLE and value.kind is Kind.TUPLE:
-            if len(previous.fields) == len(value.fields):
-                fields = tuple(
-                    self.unify(p, v, loc, prefix, holder)
-                    for p, v in zip(previous.fields, value.fields, strict=True)
-                )
-                return SizedType(Kind.TUPLE, fields=fields)
+        if (
+            previous.kind is Kind.TUPLE
+            and value.kind is Kind.TUPLE
+            and len(previous.fields) == len(value.fields)
+        ):
+            fields = tuple(
+                self.unify(p, v, loc, prefix, holder)
+                for p, v in zip(previous.fields, value.fields, strict=True)
+            )
+            return SizedType(Kind.TUPLE, fields=fields)
         if previous.kind is Kind.BUFFER and value.kind is Kind.BUFFER:
             return previous if previous.size >= value.size else value
         if previous.is_pointer and value.kind is Kind.INT:

@@ -5,15 +5,12 @@ those that compute a value (``str``, ``ksym``, ``ntop``...)."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from . import ast
 from .builtins import DEFAULT_STACK_DEPTH
+from .check_base import CheckerBase
 from .program_info import MapInfo, Site, expression_name
 from .types import DEFAULT_STRLEN, Kind, SizedType, int_type, none_type
-
-if TYPE_CHECKING:
-    from .check import Checker
 
 __all__ = ["CallChecker"]
 
@@ -28,8 +25,8 @@ _AGGREGATIONS = {
     "lhist": (Kind.LHIST, 4),
 }
 #: Calls that only make sense as statements (their value is none).
-_STATEMENTS = {"debugf", "printf", "print", "clear", "zero", "delete", "exit", "time", "join", "system",
-               "cat", "signal", "override", "unwatch"}  # fmt: skip
+_STATEMENTS = {"debugf", "printf", "print", "clear", "zero", "delete", "exit", "time", "join",
+               "system", "cat", "signal", "override", "unwatch"}  # fmt: skip
 _UNSAFE = {"system", "signal", "override"}
 #: Strings of join(): at most this many arguments (bpftrace's default).
 JOIN_ARGS = 16
@@ -41,8 +38,8 @@ def _plural(n: int) -> str:
     return "argument" if n == 1 else "arguments"
 
 
-class CallChecker:
-    def call(self: Checker, e: ast.Call, statement: bool) -> SizedType:
+class CallChecker(CheckerBase):
+    def call(self, e: ast.Call, statement: bool) -> SizedType:
         name = e.name
         if name in _AGGREGATIONS:
             return self.aggregation(e)
@@ -55,7 +52,7 @@ class CallChecker:
             raise self.error(e.loc, f"Unknown function: {name}")
         return handler(e)
 
-    def nargs(self: Checker, e: ast.Call, low: int, high: int | None = None) -> None:
+    def nargs(self, e: ast.Call, low: int, high: int | None = None) -> None:
         high = low if high is None else high
         n = len(e.args)
         if low <= n <= high:
@@ -68,7 +65,7 @@ class CallChecker:
             )
         raise self.error(e.loc, f"{e.name}() takes up to {high} {_plural(high)} ({n} provided)")
 
-    def int_arg(self: Checker, e: ast.Call, i: int) -> SizedType:
+    def int_arg(self, e: ast.Call, i: int) -> SizedType:
         ty = self.expr(e.args[i])
         if not ty.is_integer_like:
             raise self.error(
@@ -77,7 +74,7 @@ class CallChecker:
             )
         return ty
 
-    def string_literal(self: Checker, e: ast.Call, i: int, what: str = "first") -> str:
+    def string_literal(self, e: ast.Call, i: int, what: str = "first") -> str:
         arg = e.args[i]
         self.expr(arg)
         if isinstance(arg, ast.Str):
@@ -88,7 +85,7 @@ class CallChecker:
             return arg.args[0].value  # str($1), made a literal
         raise self.error(arg.loc, f"{e.name}() expects a string literal as the {what} argument")
 
-    def site(self: Checker, e: ast.Call, kind: str, **fields) -> Site:
+    def site(self, e: ast.Call, kind: str, **fields) -> Site:
         """The call's site, made once however many probes share the call."""
         sites = self.__dict__.setdefault("_sites_by_node", {})
         site = sites.get(id(e))
@@ -100,7 +97,7 @@ class CallChecker:
 
     # -- aggregations ------------------------------------------------------------------
 
-    def aggregation(self: Checker, e: ast.Call) -> SizedType:
+    def aggregation(self, e: ast.Call) -> SizedType:
         kind, count = _AGGREGATIONS[e.name]
         self.nargs(e, count)
         signed = True
@@ -122,16 +119,16 @@ class CallChecker:
 
     # -- user-space actions ----------------------------------------------------------------
 
-    def call_printf(self: Checker, e: ast.Call) -> SizedType:
+    def call_printf(self, e: ast.Call) -> SizedType:
         return self.formatted(e, "printf")
 
-    def call_system(self: Checker, e: ast.Call) -> SizedType:
+    def call_system(self, e: ast.Call) -> SizedType:
         return self.formatted(e, "system")
 
-    def call_cat(self: Checker, e: ast.Call) -> SizedType:
+    def call_cat(self, e: ast.Call) -> SizedType:
         return self.formatted(e, "cat")
 
-    def formatted(self: Checker, e: ast.Call, kind: str) -> SizedType:
+    def formatted(self, e: ast.Call, kind: str) -> SizedType:
         if not e.args:
             raise self.error(e.loc, f"{kind}() requires at least 1 argument (0 provided)")
         fmt = self.string_literal(e, 0)
@@ -142,7 +139,7 @@ class CallChecker:
         site.arg_names = [expression_name(arg, i) for i, arg in enumerate(e.args[1:])]
         return none_type()
 
-    def printable(self: Checker, arg: ast.Expr) -> SizedType:
+    def printable(self, arg: ast.Expr) -> SizedType:
         ty = self.expr(arg)
         if ty.is_aggregation and isinstance(arg, ast.Map):
             raise self.error(arg.loc, f"Map {arg.name} holding {ty.name} cannot be printed here")
@@ -152,7 +149,7 @@ class CallChecker:
             raise self.error(arg.loc, f"Value of type {ty.name} cannot be printed")
         return ty
 
-    def merge_types(self: Checker, old: list[SizedType], new: list[SizedType]) -> list[SizedType]:
+    def merge_types(self, old: list[SizedType], new: list[SizedType]) -> list[SizedType]:
         """A site's argument types over every probe that shares it: strings
         as long as the longest."""
         if not old:
@@ -165,16 +162,14 @@ class CallChecker:
                 merged.append(a)
         return merged
 
-    def check_format(
-        self: Checker, e: ast.Call, kind: str, fmt: str, types: list[SizedType]
-    ) -> None:
+    def check_format(self, e: ast.Call, kind: str, fmt: str, types: list[SizedType]) -> None:
         from .printf import check_format
 
         problem = check_format(kind, fmt, types)
         if problem:
             raise self.error(e.loc, problem)
 
-    def call_print(self: Checker, e: ast.Call) -> SizedType:
+    def call_print(self, e: ast.Call) -> SizedType:
         self.nargs(e, 1, 3)
         target = e.args[0]
         if isinstance(target, ast.Map) and not target.keys:
@@ -190,7 +185,7 @@ class CallChecker:
         site.arg_names = [expression_name(target, 0)]
         return none_type()
 
-    def whole(self: Checker, target: ast.Map) -> MapInfo:
+    def whole(self, target: ast.Map) -> MapInfo:
         """A map named whole (``print(@x)``, ``clear(@x)``): its keys are not
         this use's business."""
         info = self.info.maps.get(target.name)
@@ -200,7 +195,7 @@ class CallChecker:
             info.key_types, info.value = self.learned.get(target.name, (None, None))
         return info
 
-    def whole_map(self: Checker, e: ast.Call) -> None:
+    def whole_map(self, e: ast.Call) -> None:
         self.nargs(e, 1)
         target = e.args[0]
         if not isinstance(target, ast.Map) or target.keys:
@@ -208,15 +203,15 @@ class CallChecker:
         info = self.whole(target)
         self.site(e, e.name, map=info.name)
 
-    def call_clear(self: Checker, e: ast.Call) -> SizedType:
+    def call_clear(self, e: ast.Call) -> SizedType:
         self.whole_map(e)
         return none_type()
 
-    def call_zero(self: Checker, e: ast.Call) -> SizedType:
+    def call_zero(self, e: ast.Call) -> SizedType:
         self.whole_map(e)
         return none_type()
 
-    def call_delete(self: Checker, e: ast.Call) -> SizedType:
+    def call_delete(self, e: ast.Call) -> SizedType:
         self.nargs(e, 1)
         target = e.args[0]
         if not isinstance(target, ast.Map):
@@ -224,18 +219,18 @@ class CallChecker:
         self.map_info(target)
         return none_type()
 
-    def call_exit(self: Checker, e: ast.Call) -> SizedType:
+    def call_exit(self, e: ast.Call) -> SizedType:
         self.nargs(e, 0)
         self.site(e, "exit")
         return none_type()
 
-    def call_time(self: Checker, e: ast.Call) -> SizedType:
+    def call_time(self, e: ast.Call) -> SizedType:
         self.nargs(e, 0, 1)
         fmt = self.string_literal(e, 0) if e.args else "%H:%M:%S\n"
         self.site(e, "time", text=fmt)
         return none_type()
 
-    def call_join(self: Checker, e: ast.Call) -> SizedType:
+    def call_join(self, e: ast.Call) -> SizedType:
         self.nargs(e, 1, 2)
         ty = self.expr(e.args[0])
         if not ty.is_integer_like:
@@ -246,7 +241,7 @@ class CallChecker:
         self.site(e, "join", text=delim, numbers=(JOIN_ARGS, DEFAULT_STRLEN), arg_types=[ty])
         return none_type()
 
-    def call_signal(self: Checker, e: ast.Call) -> SizedType:
+    def call_signal(self, e: ast.Call) -> SizedType:
         self.nargs(e, 1)
         arg = e.args[0]
         if isinstance(arg, ast.Str):
@@ -262,7 +257,7 @@ class CallChecker:
 
     # -- values -------------------------------------------------------------------------
 
-    def call_str(self: Checker, e: ast.Call) -> SizedType:
+    def call_str(self, e: ast.Call) -> SizedType:
         self.nargs(e, 1, 2)
         first = e.args[0]
         if (
@@ -291,17 +286,18 @@ class CallChecker:
         if not ty.is_integer_like and ty.kind is not Kind.ARRAY:
             raise self.error(
                 e.loc,
-                f"str() expects an integer or a pointer type as first argument ({ty.name} provided)",
+                "str() expects an integer or a pointer type as first argument "
+                f"({ty.name} provided)",
             )
         size = DEFAULT_STRLEN
         if len(e.args) == 2:
-            if isinstance(e.args[1], ast.Int) or isinstance(e.args[1], ast.Param):
+            if isinstance(e.args[1], (ast.Int, ast.Param)):
                 size = min(self.constant_int(e.args[1], "str()") + 1, DEFAULT_STRLEN)
             else:
                 self.int_arg(e, 1)
         return SizedType(Kind.STRING, size)
 
-    def call_buf(self: Checker, e: ast.Call) -> SizedType:
+    def call_buf(self, e: ast.Call) -> SizedType:
         self.nargs(e, 1, 2)
         ty = self.expr(e.args[0])
         if len(e.args) == 2:
@@ -317,17 +313,17 @@ class CallChecker:
             raise self.error(e.loc, "buf() expects a length argument for non-array type")
         return SizedType(Kind.BUFFER, min(length, DEFAULT_STRLEN))
 
-    def call_ksym(self: Checker, e: ast.Call) -> SizedType:
+    def call_ksym(self, e: ast.Call) -> SizedType:
         self.nargs(e, 1)
         self.int_arg(e, 0)
         return SizedType(Kind.KSYM, 8)
 
-    def call_usym(self: Checker, e: ast.Call) -> SizedType:
+    def call_usym(self, e: ast.Call) -> SizedType:
         self.nargs(e, 1)
         self.int_arg(e, 0)
         return SizedType(Kind.USYM, 16)
 
-    def call_kaddr(self: Checker, e: ast.Call) -> SizedType:
+    def call_kaddr(self, e: ast.Call) -> SizedType:
         self.nargs(e, 1)
         name = self.string_literal(e, 0)
         address = self.kernel.kaddr(name)
@@ -336,7 +332,7 @@ class CallChecker:
         self.constants[id(e)] = address
         return int_type(8, False)
 
-    def call_cgroupid(self: Checker, e: ast.Call) -> SizedType:
+    def call_cgroupid(self, e: ast.Call) -> SizedType:
         self.nargs(e, 1)
         path = self.string_literal(e, 0)
         try:
@@ -345,7 +341,7 @@ class CallChecker:
             raise self.error(e.loc, f"cgroupid(): cannot stat {path}: {err.strerror}") from None
         return int_type(8, False)
 
-    def call_ntop(self: Checker, e: ast.Call) -> SizedType:
+    def call_ntop(self, e: ast.Call) -> SizedType:
         self.nargs(e, 1, 2)
         for i, arg in enumerate(e.args):
             ty = self.expr(arg)
@@ -356,7 +352,7 @@ class CallChecker:
                 )
         return SizedType(Kind.INET, 24)
 
-    def call_strncmp(self: Checker, e: ast.Call) -> SizedType:
+    def call_strncmp(self, e: ast.Call) -> SizedType:
         self.nargs(e, 3)
         for i in (0, 1):
             ty = self.expr(e.args[i])
@@ -367,7 +363,7 @@ class CallChecker:
         self.constant_int(e.args[2], "strncmp()")
         return int_type(8, False)
 
-    def call_strftime(self: Checker, e: ast.Call) -> SizedType:
+    def call_strftime(self, e: ast.Call) -> SizedType:
         self.nargs(e, 2)
         fmt = self.string_literal(e, 0)
         self.int_arg(e, 1)
@@ -376,13 +372,13 @@ class CallChecker:
             formats.append(fmt)
         return SizedType(Kind.TIMESTAMP, 8, params=(formats.index(fmt),))
 
-    def call_kstack(self: Checker, e: ast.Call) -> SizedType:
+    def call_kstack(self, e: ast.Call) -> SizedType:
         return self.stack(e, user=False)
 
-    def call_ustack(self: Checker, e: ast.Call) -> SizedType:
+    def call_ustack(self, e: ast.Call) -> SizedType:
         return self.stack(e, user=True)
 
-    def stack(self: Checker, e: ast.Call, user: bool) -> SizedType:
+    def stack(self, e: ast.Call, user: bool) -> SizedType:
         self.nargs(e, 0, 2)
         depth, mode = DEFAULT_STACK_DEPTH, 0
         for arg in e.args:
@@ -398,7 +394,7 @@ class CallChecker:
         self.info.stacks.add((user, depth))
         return SizedType(Kind.USTACK if user else Kind.KSTACK, 8, count=depth, params=(mode,))
 
-    def call_strcontains(self: Checker, e: ast.Call) -> SizedType:
+    def call_strcontains(self, e: ast.Call) -> SizedType:
         self.nargs(e, 2)
         for arg in e.args:
             ty = self.expr(arg)
@@ -408,7 +404,7 @@ class CallChecker:
                 )
         return int_type(8, False)
 
-    def call_pton(self: Checker, e: ast.Call) -> SizedType:
+    def call_pton(self, e: ast.Call) -> SizedType:
         """An address written as text, as its bytes (known when checking)."""
         import ipaddress
 
@@ -423,7 +419,7 @@ class CallChecker:
         self.byte_constants[id(e)] = packed
         return SizedType(Kind.ARRAY, len(packed), elem=int_type(1, False), count=len(packed))
 
-    def call_debugf(self: Checker, e: ast.Call) -> SizedType:
+    def call_debugf(self, e: ast.Call) -> SizedType:
         if not e.args:
             raise self.error(e.loc, "debugf() requires at least 1 argument (0 provided)")
         self.string_literal(e, 0)
@@ -435,14 +431,14 @@ class CallChecker:
                 raise self.error(arg.loc, f"debugf() prints integers and strings ({ty.name} given)")
         return none_type()
 
-    def call_bswap(self: Checker, e: ast.Call) -> SizedType:
+    def call_bswap(self, e: ast.Call) -> SizedType:
         self.nargs(e, 1)
         ty = self.expr(e.args[0])
         if ty.kind is not Kind.INT:
             raise self.error(e.loc, f"bswap() only supports integer arguments ({ty.name} provided)")
         return ty
 
-    def call_macaddr(self: Checker, e: ast.Call) -> SizedType:
+    def call_macaddr(self, e: ast.Call) -> SizedType:
         self.nargs(e, 1)
         ty = self.expr(e.args[0])
         if not (ty.is_integer_like or ty.kind is Kind.ARRAY):
@@ -451,22 +447,22 @@ class CallChecker:
             )
         return SizedType(Kind.MAC, 6)
 
-    def call_cgroup_path(self: Checker, e: ast.Call) -> SizedType:
+    def call_cgroup_path(self, e: ast.Call) -> SizedType:
         self.nargs(e, 1, 2)
         self.int_arg(e, 0)
         return SizedType(Kind.CGROUP_PATH, 8)
 
-    def call_strerror(self: Checker, e: ast.Call) -> SizedType:
+    def call_strerror(self, e: ast.Call) -> SizedType:
         self.nargs(e, 1)
         self.int_arg(e, 0)
         return SizedType(Kind.STRERROR, 8)
 
-    def call_uptr(self: Checker, e: ast.Call) -> SizedType:
+    def call_uptr(self, e: ast.Call) -> SizedType:
         self.nargs(e, 1)
         ty = self.expr(e.args[0])
         return SizedType(ty.kind, ty.size, ty.signed, ty.elem, ty.count, user=True)
 
-    def call_kptr(self: Checker, e: ast.Call) -> SizedType:
+    def call_kptr(self, e: ast.Call) -> SizedType:
         self.nargs(e, 1)
         ty = self.expr(e.args[0])
         return SizedType(ty.kind, ty.size, ty.signed, ty.elem, ty.count)

@@ -5,15 +5,11 @@ follow the kernel's BTF, casts keep their size."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from . import ast
 from .builtins import builtin_type
+from .check_base import CheckerBase
 from .parser import INT_TYPE_NAMES
 from .types import DEFAULT_STRLEN, Kind, SizedType, int_type, string_type
-
-if TYPE_CHECKING:
-    from .check import Checker
 
 __all__ = ["ExprChecker"]
 
@@ -22,13 +18,13 @@ _ARITHMETIC = {"+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>"}
 _INT64_MAX = (1 << 63) - 1
 
 
-class ExprChecker:
-    def expr(self: Checker, e: ast.Expr, statement: bool = False) -> SizedType:
+class ExprChecker(CheckerBase):
+    def expr(self, e: ast.Expr, statement: bool = False) -> SizedType:
         ty = self._expr(e, statement)
         e.type = ty
         return ty
 
-    def _expr(self: Checker, e: ast.Expr, statement: bool) -> SizedType:
+    def _expr(self, e: ast.Expr, statement: bool) -> SizedType:
         if isinstance(e, ast.Int):
             return int_type(8, e.value <= _INT64_MAX)
         if isinstance(e, ast.Str):
@@ -75,13 +71,13 @@ class ExprChecker:
 
     # -- names ----------------------------------------------------------------------
 
-    def identifier(self: Checker, e: ast.Identifier) -> SizedType:
+    def identifier(self, e: ast.Identifier) -> SizedType:
         value = self.kernel.enum_value(e.name)
         if value is None:
             raise self.error(e.loc, f"Unknown identifier: '{e.name}'")
         return int_type()
 
-    def param(self: Checker, e: ast.Param) -> SizedType:
+    def param(self, e: ast.Param) -> SizedType:
         """``$N`` is an integer (0 if not given); a word given for it must be
         read through ``str($N)``, as bpftrace says."""
         params = self.info.params
@@ -96,7 +92,7 @@ class ExprChecker:
             )
         return int_type()
 
-    def map_read(self: Checker, e: ast.Map) -> SizedType:
+    def map_read(self, e: ast.Map) -> SizedType:
         info = self.map_info(e)
         value = info.value
         if value is None:
@@ -111,7 +107,7 @@ class ExprChecker:
 
     # -- operators --------------------------------------------------------------------
 
-    def binop(self: Checker, e: ast.Binop) -> SizedType:
+    def binop(self, e: ast.Binop) -> SizedType:
         left, right = self.expr(e.left), self.expr(e.right)
         op = e.op
         if op in ("&&", "||"):
@@ -130,9 +126,12 @@ class ExprChecker:
             if op not in ("==", "!="):
                 raise self.error(e.loc, f"The {op} operator can not be used on strings")
             return int_type(8, False)
-        if left.kind in (Kind.BUFFER, Kind.TUPLE) or right.kind in (Kind.BUFFER, Kind.TUPLE):
-            if op in ("==", "!=") and left.kind is right.kind:
-                return int_type(8, False)
+        aggregate = left.kind in (Kind.BUFFER, Kind.TUPLE) or right.kind in (
+            Kind.BUFFER,
+            Kind.TUPLE,
+        )
+        if aggregate and op in ("==", "!=") and left.kind is right.kind:
+            return int_type(8, False)
         if not (left.is_integer_like and right.is_integer_like):
             bad = left if not left.is_integer_like else right
             raise self.error(
@@ -145,7 +144,7 @@ class ExprChecker:
             return int_type()
         return self.arithmetic(op, left, right, e.loc)
 
-    def arithmetic(self: Checker, op: str, left: SizedType, right: SizedType, loc) -> SizedType:
+    def arithmetic(self, op: str, left: SizedType, right: SizedType, loc) -> SizedType:
         if not (left.is_integer_like and right.is_integer_like):
             raise self.error(
                 loc, f"The {op} operator needs integers ({left.name} and {right.name} given)"
@@ -155,7 +154,7 @@ class ExprChecker:
         signed = left.signed and right.signed and not left.is_pointer
         return int_type(8, signed)
 
-    def unop(self: Checker, e: ast.Unop) -> SizedType:
+    def unop(self, e: ast.Unop) -> SizedType:
         op = e.op
         if op in ("++", "--"):
             target = e.operand
@@ -188,7 +187,7 @@ class ExprChecker:
             return int_type(8, operand.signed)
         return int_type(8, operand.signed)
 
-    def deref(self: Checker, e: ast.Unop, operand: SizedType) -> SizedType:
+    def deref(self, e: ast.Unop, operand: SizedType) -> SizedType:
         if operand.kind is Kind.INT:
             return int_type()  # an address read as a 64-bit value (loads.bt)
         if operand.kind is Kind.POINTER and operand.elem is not None:
@@ -198,7 +197,7 @@ class ExprChecker:
             return target
         raise self.error(e.loc, f"Can not dereference type {operand.name}")
 
-    def ternary(self: Checker, e: ast.Ternary) -> SizedType:
+    def ternary(self, e: ast.Ternary) -> SizedType:
         cond = self.expr(e.cond)
         if not cond.is_integer_like:
             raise self.error(e.cond.loc, f"Invalid condition in ternary: {cond.name}")
@@ -219,7 +218,7 @@ class ExprChecker:
 
     # -- fields, indexes, casts ----------------------------------------------------------
 
-    def field(self: Checker, e: ast.Field) -> SizedType:
+    def field(self, e: ast.Field) -> SizedType:
         if isinstance(e.expr, ast.Builtin) and e.expr.name == "args":
             return self.args_field(e)
         base = self.expr(e.expr)
@@ -252,7 +251,7 @@ class ExprChecker:
             return SizedType(member.kind, member.size, member.signed, member.elem, user=True)
         return member
 
-    def args_field(self: Checker, e: ast.Field) -> SizedType:
+    def args_field(self, e: ast.Field) -> SizedType:
         args = self.ctx.args
         if args is None:
             raise self.error(
@@ -269,7 +268,7 @@ class ExprChecker:
         e.expr.type = SizedType(Kind.CTX)
         return arg.type
 
-    def index(self: Checker, e: ast.Index) -> SizedType:
+    def index(self, e: ast.Index) -> SizedType:
         base = self.expr(e.expr)
         index = self.expr(e.index)
         if index.kind is not Kind.INT:
@@ -301,7 +300,7 @@ class ExprChecker:
             e.loc, f"The array index operator [] can not be used on expressions of type {base.name}"
         )
 
-    def spec_type(self: Checker, spec: ast.TypeSpec) -> SizedType:
+    def spec_type(self, spec: ast.TypeSpec) -> SizedType:
         name = spec.name
         if name in INT_TYPE_NAMES:
             size, signed = INT_TYPE_NAMES[name]
@@ -310,9 +309,10 @@ class ExprChecker:
             if name.startswith("enum"):
                 ty = int_type(4, False)
             else:
-                ty = self.kernel.record(name)
-                if ty is None:
+                record = self.kernel.record(name)
+                if record is None:
                     raise self.error(spec.loc, f"Unknown struct/union: '{name}'")
+                ty = record
         else:
             c_type = self.kernel.c_int_type(name)
             if c_type is None:
@@ -324,7 +324,7 @@ class ExprChecker:
             ty = SizedType(Kind.ARRAY, ty.size * spec.array, elem=ty, count=spec.array)
         return ty
 
-    def cast(self: Checker, e: ast.Cast) -> SizedType:
+    def cast(self, e: ast.Cast) -> SizedType:
         operand = self.expr(e.expr)
         target = self.spec_type(e.to)
         if target.kind is Kind.RECORD:
@@ -345,7 +345,7 @@ class ExprChecker:
             return SizedType(target.kind, target.size, elem=target.elem, user=True)
         return target
 
-    def type_size(self: Checker, ty: SizedType, loc) -> int:
+    def type_size(self, ty: SizedType, loc) -> int:
         if ty.kind is Kind.RECORD:
             size = self.kernel.sizeof(ty.struct)
             if size is None:
@@ -357,7 +357,7 @@ class ExprChecker:
             return storage_size(ty)
         return ty.size
 
-    def constant_int(self: Checker, e: ast.Expr, what: str) -> int:
+    def constant_int(self, e: ast.Expr, what: str) -> int:
         """The value of an integer literal or an integer positional parameter."""
         self.expr(e)
         if isinstance(e, ast.Int):

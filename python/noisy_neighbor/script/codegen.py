@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterator
 
 from . import ast
+from .codegen_base import WriterBase
 from .codegen_calls import CallWriter
 from .codegen_expr import ExprWriter
 from .codegen_records import declare_maps, declare_records, tracepoint_struct
@@ -141,7 +142,7 @@ class Generator:
                 out.append(f"\\{byte:03o}")
         return '"' + "".join(out) + '"'
 
-    def arg_value(self, writer: FunctionWriter, e: ast.Field) -> str:
+    def arg_value(self, writer: WriterBase, e: ast.Field) -> str:
         arg = writer.context.args[e.name]  # type: ignore[index]
         ty = arg.type
         if arg.data_loc:
@@ -155,7 +156,7 @@ class Generator:
             return f"((u64)&{arg.c_expr})"
         return f"((u64){arg.c_expr})"
 
-    def arg_is_data_loc(self, writer: FunctionWriter, e: ast.Field) -> bool:
+    def arg_is_data_loc(self, writer: WriterBase, e: ast.Field) -> bool:
         return writer.context.args[e.name].data_loc  # type: ignore[index]
 
     # -- the file ------------------------------------------------------------------------
@@ -389,7 +390,8 @@ class FunctionWriter(ExprWriter, CallWriter):
         if value.kind in (Kind.MIN, Kind.MAX):
             return f"(s64)({pointer} && {pointer}->set ? {pointer}->value : 0)"
         if value.kind is Kind.AVG:
-            return f"(s64)({pointer} && {pointer}->count ? (u64){pointer}->total / {pointer}->count : 0)"
+            average = f"(u64){pointer}->total / {pointer}->count"
+            return f"(s64)({pointer} && {pointer}->count ? {average} : 0)"
         cast = "s64" if value.kind is not Kind.INT or value.signed else "u64"
         return f"(({cast})({pointer} ? *{pointer} : 0))"
 
@@ -475,9 +477,8 @@ class FunctionWriter(ExprWriter, CallWriter):
                 self.line(f"nn_map_add(&{info.c_name}, &{key}, (s64)({arg}), {info.index});")
             elif kind in (Kind.MIN, Kind.MAX):
                 want_max = 1 if kind is Kind.MAX else 0
-                self.line(
-                    f"nn_map_minmax(&{info.c_name}, &{key}, (s64)({arg}), {want_max}, {info.index});"
-                )
+                update = f"nn_map_minmax(&{info.c_name}, &{key}, (s64)({arg}), {want_max}"
+                self.line(f"{update}, {info.index});")
             else:
                 self.line(f"nn_map_stats(&{info.c_name}, &{key}, (s64)({arg}), {info.index});")
 

@@ -4,15 +4,11 @@ space, which write a record of their site to the event rings."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from . import ast
 from .builtins import DEFAULT_STACK_DEPTH
+from .codegen_base import WriterBase
 from .codegen_types import SCALAR_KINDS
 from .types import Kind, SizedType
-
-if TYPE_CHECKING:
-    from .codegen import FunctionWriter
 
 __all__ = ["CallWriter"]
 
@@ -36,10 +32,10 @@ _SIMPLE_BUILTINS = {
 _REGS = "((struct pt_regs *)ctx)"
 
 
-class CallWriter:
+class CallWriter(WriterBase):
     # -- builtins ------------------------------------------------------------------------
 
-    def builtin(self: FunctionWriter, e: ast.Builtin) -> str:
+    def builtin(self, e: ast.Builtin) -> str:
         name = e.name
         context = self.context
         if name in _SIMPLE_BUILTINS:
@@ -65,13 +61,13 @@ class CallWriter:
             return f"(u64)PT_REGS_PARM{n + 1}({_REGS})"
         raise AssertionError(f"builtin {name} has no C")
 
-    def stack_id(self: FunctionWriter, user: bool, depth: int) -> str:
+    def stack_id(self, user: bool, depth: int) -> str:
         flags = "BPF_F_USER_STACK" if user else "0"
         return f"(u64)bpf_get_stackid(ctx, &{self.gen.stack_map(user, depth)}, {flags})"
 
     # -- value calls -----------------------------------------------------------------------
 
-    def call_value(self: FunctionWriter, e: ast.Call) -> str:
+    def call_value(self, e: ast.Call) -> str:
         name = e.name
         args = e.args
         constants = self.gen.info.constants
@@ -102,7 +98,7 @@ class CallWriter:
             return f"(({'s64' if ty.signed else 'u64'})(__builtin_bswap{bits}((u{bits})({inner}))))"
         raise AssertionError(f"call {name}() has no scalar C")
 
-    def store_special(self: FunctionWriter, dest: str, ty: SizedType, e: ast.Expr) -> bool:
+    def store_special(self, dest: str, ty: SizedType, e: ast.Expr) -> bool:
         """Writes struct-held call results (ntop, buf, usym, ustack, macaddr)
         into ``dest``; False if ``e`` is not one."""
         if not isinstance(e, ast.Call):
@@ -133,7 +129,7 @@ class CallWriter:
             return True
         return False
 
-    def ntop(self: FunctionWriter, dest: str, args: list[ast.Expr]) -> None:
+    def ntop(self, dest: str, args: list[ast.Expr]) -> None:
         addr = args[-1]
         packed = self.gen.info.byte_constants.get(id(addr))
         if packed is not None:  # ntop(pton("::1")): bytes known when compiling
@@ -149,12 +145,10 @@ class CallWriter:
         if (addr_ty.kind is Kind.INT and addr_ty.size <= 4) or (
             addr_ty.kind is Kind.INT and len(args) == 1
         ):
-            family = "2" if len(args) == 1 else None
-            if family:
-                self.line(f"{dest}.family = {family};")
-            self.line(
-                f"{{ u32 nn_v4 = (u32)({self.value(addr)}); __builtin_memcpy({dest}.addr, &nn_v4, 4); }}"
-            )
+            if len(args) == 1:
+                self.line(f"{dest}.family = 2;")
+            v4 = self.temp("u32", init=f"(u32)({self.value(addr)})")
+            self.line(f"__builtin_memcpy({dest}.addr, &{v4}, 4);")
             return
         size = min(addr_ty.size if addr_ty.kind is Kind.ARRAY else 16, 16)
         if len(args) == 1:
@@ -167,7 +161,7 @@ class CallWriter:
         helper = "bpf_probe_read_user" if addr_ty.user else "bpf_probe_read_kernel"
         self.line(f"{helper}({dest}.addr, {size}, (const void *)({address}));")
 
-    def buf(self: FunctionWriter, dest: str, ty: SizedType, args: list[ast.Expr]) -> None:
+    def buf(self, dest: str, ty: SizedType, args: list[ast.Expr]) -> None:
         source = args[0]
         source_ty = source.type
         assert source_ty is not None
@@ -182,11 +176,10 @@ class CallWriter:
             return
         address = self.value(source)
         helper = "bpf_probe_read_user" if source_ty.user else "bpf_probe_read_kernel"
-        self.line(
-            f"{helper}({dest}.data, {dest}.length & {self.gen.mask(ty.size)}, (const void *)({address}));"
-        )
+        length = f"{dest}.length & {self.gen.mask(ty.size)}"
+        self.line(f"{helper}({dest}.data, {length}, (const void *)({address}));")
 
-    def read_string(self: FunctionWriter, dest: str, size: int, e: ast.Call, fresh: bool) -> None:
+    def read_string(self, dest: str, size: int, e: ast.Call, fresh: bool) -> None:
         """``str(p[, n])`` read straight into ``dest``."""
         source = e.args[0]
         source_ty = source.type
@@ -216,7 +209,7 @@ class CallWriter:
 
     # -- calls that act in user space ------------------------------------------------------
 
-    def call_statement(self: FunctionWriter, e: ast.Call) -> None:
+    def call_statement(self, e: ast.Call) -> None:
         name = e.name
         if name in ("printf", "system", "cat", "print", "clear", "zero", "exit", "time", "join"):
             self.emit_site(e)
@@ -239,7 +232,7 @@ class CallWriter:
             return
         raise AssertionError(f"{name}() has no statement form")
 
-    def debugf(self: FunctionWriter, e: ast.Call) -> None:
+    def debugf(self, e: ast.Call) -> None:
         """``debugf(fmt, ...)``: the kernel's trace_printk, into tracefs's trace."""
         fmt = e.args[0]
         assert isinstance(fmt, ast.Str)
@@ -251,7 +244,7 @@ class CallWriter:
         literal = self.gen.c_string(fmt.value.encode())
         self.line(f"bpf_printk({', '.join([literal, *values])});")
 
-    def emit_site(self: FunctionWriter, e: ast.Call) -> None:
+    def emit_site(self, e: ast.Call) -> None:
         site = self.gen.site_of(e)
         struct = site.c_struct
         self.line(f"{{ struct {struct} *nn_r = nn_reserve();")
@@ -267,7 +260,7 @@ class CallWriter:
         self.line("\tbpf_ringbuf_submit(nn_r, BPF_RB_NO_WAKEUP);")
         self.line("} }")
 
-    def join(self: FunctionWriter, e: ast.Call) -> None:
+    def join(self, e: ast.Call) -> None:
         site = self.gen.site_of(e)
         count, size = site.numbers
         arg_ty = e.args[0].type

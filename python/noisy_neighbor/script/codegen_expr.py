@@ -12,14 +12,10 @@ relocated to this kernel's offset, and the read goes through
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from . import ast
+from .codegen_base import WriterBase
 from .codegen_types import SCALAR_KINDS
 from .types import Kind, SizedType
-
-if TYPE_CHECKING:
-    from .codegen import FunctionWriter
 
 __all__ = ["ExprWriter"]
 
@@ -36,10 +32,10 @@ def _cast(ty: SizedType | None) -> str:
     return "s64" if ty is not None and ty.kind is Kind.INT and ty.signed else "u64"
 
 
-class ExprWriter:
+class ExprWriter(WriterBase):
     # -- scalars -------------------------------------------------------------------------
 
-    def value(self: FunctionWriter, e: ast.Expr) -> str:
+    def value(self, e: ast.Expr) -> str:
         """A C expression of a scalar-held expression's value."""
         ty = e.type
         assert ty is not None, f"unchecked expression at {e.loc}"
@@ -75,7 +71,7 @@ class ExprWriter:
             return _int_literal(self.gen.info.constants[id(e)], False)
         raise AssertionError(f"no C for {type(e).__name__}")
 
-    def binop(self: FunctionWriter, e: ast.Binop) -> str:
+    def binop(self, e: ast.Binop) -> str:
         op = e.op
         left_ty, right_ty = e.left.type, e.right.type
         assert left_ty is not None and right_ty is not None
@@ -120,7 +116,7 @@ class ExprWriter:
             return f"((u64)({left}) {op} (u64)({right}) * {scale})"
         return f"(({result})(({result})({left}) {op} ({result})({right})))"
 
-    def unop(self: FunctionWriter, e: ast.Unop) -> str:
+    def unop(self, e: ast.Unop) -> str:
         op = e.op
         if op in ("++", "--"):
             return self.increment(e)
@@ -143,7 +139,7 @@ class ExprWriter:
             return inner
         return f"(({result})({op}({result})({inner})))"
 
-    def increment(self: FunctionWriter, e: ast.Unop) -> str:
+    def increment(self, e: ast.Unop) -> str:
         step = self.gen.step(e.operand.type)
         delta = str(step) if e.op == "++" else str(-step)
         target = e.operand
@@ -162,7 +158,7 @@ class ExprWriter:
         )
         return old if e.postfix else f"({old} + {delta})"
 
-    def ternary_value(self: FunctionWriter, e: ast.Ternary) -> str:
+    def ternary_value(self, e: ast.Ternary) -> str:
         cond = self.value(e.cond)
         with self.capture() as then_lines:
             then = self.value(e.then)
@@ -180,7 +176,7 @@ class ExprWriter:
         self.line("}")
         return result
 
-    def cast_value(self: FunctionWriter, e: ast.Cast) -> str:
+    def cast_value(self, e: ast.Cast) -> str:
         inner = self.value(e.expr)
         ty = e.type
         assert ty is not None
@@ -191,14 +187,14 @@ class ExprWriter:
 
     # -- kernel memory ---------------------------------------------------------------------
 
-    def read(self: FunctionWriter, c_type: str, address: str, user: bool = False) -> str:
+    def read(self, c_type: str, address: str, user: bool = False) -> str:
         """A value of ``c_type`` read at ``address`` (a fault reads 0)."""
         tmp = self.temp(c_type, init="0")
         helper = "bpf_probe_read_user" if user else "bpf_probe_read_kernel"
         self.line(f"{helper}(&{tmp}, sizeof({tmp}), (const void *)({address}));")
         return tmp
 
-    def member_address(self: FunctionWriter, e: ast.Field) -> tuple[str, str, bool]:
+    def member_address(self, e: ast.Field) -> tuple[str, str, bool]:
         """(C lvalue of the member through its struct pointer, struct name,
         user memory?) for ``expr->name`` and ``expr.name`` on kernel records."""
         base_ty = e.expr.type
@@ -209,7 +205,7 @@ class ExprWriter:
         base = self.value(e.expr)
         return f"((({struct} *)({base}))->{e.name})", struct, base_ty.user
 
-    def field_value(self: FunctionWriter, e: ast.Field) -> str:
+    def field_value(self, e: ast.Field) -> str:
         ty = e.type
         assert ty is not None
         base_ty = e.expr.type
@@ -231,7 +227,7 @@ class ExprWriter:
             return f"(({_cast(ty)}){read})"
         return f"((u64){read})"
 
-    def index_value(self: FunctionWriter, e: ast.Index) -> str:
+    def index_value(self, e: ast.Index) -> str:
         ty = e.type
         base_ty = e.expr.type
         assert ty is not None and base_ty is not None
@@ -246,16 +242,15 @@ class ExprWriter:
 
     # -- memory-held values ----------------------------------------------------------------
 
-    def lvalue(self: FunctionWriter, e: ast.Expr) -> str:
+    def lvalue(self, e: ast.Expr) -> str:
         """Memory holding a string, tuple or struct-held value (a variable,
         a field of the probe's context, or a temporary)."""
         ty = e.type
         assert ty is not None
         if isinstance(e, ast.Var):
             return self.gen.var_name(e.name)
-        if isinstance(e, ast.Field) and e.expr.type is not None:
-            if e.expr.type.kind is Kind.TUPLE:
-                return f"{self.lvalue(e.expr)}.e{e.name}"
+        if isinstance(e, ast.Field) and e.expr.type is not None and e.expr.type.kind is Kind.TUPLE:
+            return f"{self.lvalue(e.expr)}.e{e.name}"
         if ty.kind in SCALAR_KINDS:
             tmp = self.temp(self.gen.types.decl(ty, "{}"))
             self.line(f"{tmp} = {self.value(e)};")
@@ -264,9 +259,7 @@ class ExprWriter:
         self.store(tmp, ty, e, fresh=True)
         return tmp
 
-    def store(
-        self: FunctionWriter, dest: str, dest_ty: SizedType, e: ast.Expr, fresh: bool = False
-    ) -> None:
+    def store(self, dest: str, dest_ty: SizedType, e: ast.Expr, fresh: bool = False) -> None:
         """Writes ``e``'s value into ``dest`` (memory of type ``dest_ty``).
         ``fresh``: ``dest`` is already zeroed."""
         ty = e.type
@@ -303,7 +296,7 @@ class ExprWriter:
         self.line(f"__builtin_memcpy(&{dest}, &{source}, sizeof({dest}));")
 
     def copy_typed(
-        self: FunctionWriter,
+        self,
         dest: str,
         dest_ty: SizedType,
         src: str,
@@ -317,9 +310,7 @@ class ExprWriter:
         else:
             self.line(f"__builtin_memcpy(&{dest}, &{src}, sizeof({dest}));")
 
-    def copy_string(
-        self: FunctionWriter, dest: str, dest_size: int, src: str, src_size: int, fresh: bool
-    ) -> None:
+    def copy_string(self, dest: str, dest_size: int, src: str, src_size: int, fresh: bool) -> None:
         n = min(dest_size, src_size)
         self.line(f"__builtin_memcpy({dest}, {src}, {n});")
         if n < dest_size and not fresh:
@@ -327,7 +318,7 @@ class ExprWriter:
         if src_size > dest_size:
             self.line(f"((char *){dest})[{dest_size - 1}] = 0;")
 
-    def store_string(self: FunctionWriter, dest: str, size: int, e: ast.Expr, fresh: bool) -> None:
+    def store_string(self, dest: str, size: int, e: ast.Expr, fresh: bool) -> None:
         ty = e.type
         assert ty is not None
         if isinstance(e, ast.Str):
@@ -335,9 +326,8 @@ class ExprWriter:
             literal = self.gen.c_string(data)
             self.line(f"__builtin_memcpy({dest}, {literal}, {len(data) + 1});")
             if len(data) + 1 < size and not fresh:
-                self.line(
-                    f"__builtin_memset((char *){dest} + {len(data) + 1}, 0, {size - len(data) - 1});"
-                )
+                rest = size - len(data) - 1
+                self.line(f"__builtin_memset((char *){dest} + {len(data) + 1}, 0, {rest});")
             return
         if isinstance(e, ast.Builtin) and e.name == "comm":
             if not fresh:
@@ -381,9 +371,7 @@ class ExprWriter:
         source = self.lvalue(e)
         self.copy_string(dest, size, source, ty.size, fresh)
 
-    def read_arg_string(
-        self: FunctionWriter, dest: str, size: int, e: ast.Field, fresh: bool
-    ) -> None:
+    def read_arg_string(self, dest: str, size: int, e: ast.Field, fresh: bool) -> None:
         """A string field of the probe's context, read through the helper: a
         tracepoint program may not load from its context at a moved offset."""
         ty = e.type

@@ -38,7 +38,10 @@ def declare_records(gen: Generator) -> list[str]:
     for site in gen.info.sites:
         if site.kind == "join":
             count, size = site.numbers
-            body = f"struct {site.c_struct} {{\n\tu32 nn_id;\n\tu32 count;\n\tchar a0[{count}][{size}];\n}};"
+            body = (
+                f"struct {site.c_struct} {{\n\tu32 nn_id;\n\tu32 count;\n"
+                f"\tchar a0[{count}][{size}];\n}};"
+            )
             out.append(body)
             largest = max(largest, 8 + count * size)
         else:
@@ -83,13 +86,15 @@ def declare_maps(gen: Generator) -> list[str]:
         value_type = gen.types.type_name(value)
         out.append(
             f"struct {{\n\t__uint(type, {map_type});\n\t__uint(max_entries, {MAP_KEYS_MAX});\n"
-            f'\t__type(key, {key_type});\n\t__type(value, {value_type});\n}} {info.c_name} SEC(".maps");'
+            f"\t__type(key, {key_type});\n\t__type(value, {value_type});\n"
+            f'}} {info.c_name} SEC(".maps");'
         )
     for (user, depth), name in sorted(gen.stack_maps.items()):
         del user
         out.append(
-            f"struct {{\n\t__uint(type, BPF_MAP_TYPE_STACK_TRACE);\n\t__uint(max_entries, {STACK_MAP_ENTRIES});\n"
-            f'\t__uint(key_size, sizeof(u32));\n\t__uint(value_size, {depth} * sizeof(u64));\n}} {name} SEC(".maps");'
+            "struct {\n\t__uint(type, BPF_MAP_TYPE_STACK_TRACE);\n"
+            f"\t__uint(max_entries, {STACK_MAP_ENTRIES});\n\t__uint(key_size, sizeof(u32));\n"
+            f'\t__uint(value_size, {depth} * sizeof(u64));\n}} {name} SEC(".maps");'
         )
     return out
 

@@ -69,7 +69,8 @@ class CTypes:
             if key not in self._names:
                 # members first: a nested tuple is declared (and numbered) before this one
                 members = "".join(f"\t{self.decl(f, f'e{i}')};\n" for i, f in enumerate(ty.fields))
-                name = f"struct nn_tuple_{len([k for k in self._names if k[0] == 'tuple'])}"
+                tuples = [k for k in self._names if isinstance(k, tuple) and k[0] == "tuple"]
+                name = f"struct nn_tuple_{len(tuples)}"
                 self._declare(key, name, f"{name} {{\n{members}}};")
             return self._names[key], ""
         if kind in _FIXED_STRUCTS:

@@ -15,9 +15,9 @@ from .check import check
 from .codegen import generate
 from .diagnostics import Source, fail
 from .kernel import Kernel
-from .user_types import IncompleteType
 from .parser import parse
 from .program_info import ProgramInfo
+from .user_types import IncompleteType
 
 __all__ = ["CompiledScript", "compile_script"]
 

@@ -77,7 +77,7 @@ def header_macros(includes: list[str], clang: str = "clang") -> dict[str, str]:
     macros: dict[str, str] = {}
     for line in result.stdout.splitlines():
         parts = line.split(None, 2)
-        if len(parts) == 3 and parts[0] == "#define" and "(" not in parts[1]:
-            if _NUMBER.fullmatch(parts[2].strip()):
-                macros[parts[1]] = parts[2].strip().rstrip("uUlL)").lstrip("(") or parts[2]
+        is_value = len(parts) == 3 and parts[0] == "#define" and "(" not in parts[1]
+        if is_value and _NUMBER.fullmatch(parts[2].strip()):
+            macros[parts[1]] = parts[2].strip().rstrip("uUlL)").lstrip("(") or parts[2]
     return macros

@@ -55,10 +55,9 @@ def snapshot(info: MapInfo, view: MapView, resolver: Resolver) -> MapSnapshot:
         pick = np.min if kind is Kind.MIN else np.max
         fill = np.iinfo(np.int64).max if kind is Kind.MIN else np.iinfo(np.int64).min
         merged = pick(np.where(seen, values, fill), axis=1)
+        any_cpu = np.asarray(seen.any(axis=1)).tolist()
         entries = [
-            (k, int(m))
-            for k, m, any_seen in zip(keys, merged, seen.any(axis=1), strict=True)
-            if any_seen
+            (k, int(m)) for k, m, any_seen in zip(keys, merged, any_cpu, strict=True) if any_seen
         ]
     elif kind in (Kind.AVG, Kind.STATS):
         totals = _per_cpu(view, "total").sum(axis=1)
@@ -66,8 +65,8 @@ def snapshot(info: MapInfo, view: MapView, resolver: Resolver) -> MapSnapshot:
         entries = [(k, (int(c), int(t))) for k, t, c in zip(keys, totals, counts, strict=True)]
     else:
         struct_held = kind in (Kind.TUPLE, Kind.BUFFER, Kind.INET, Kind.MAC, Kind.USYM, Kind.USTACK)
-        values = column_values(value, view.values, "" if struct_held else "value", resolver)
-        entries = list(zip(keys, values, strict=True))
+        decoded = column_values(value, view.values, "" if struct_held else "value", resolver)
+        entries = list(zip(keys, decoded, strict=True))
     return MapSnapshot(info.name, tuple(info.key_types or ()), value, tuple(entries))
 
 

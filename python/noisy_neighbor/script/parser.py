@@ -283,7 +283,7 @@ class Parser:
             size = self.take()
             if size.kind != "int":
                 raise self.unexpected(size, "expecting an array length")
-            array = int(size.value)  # type: ignore[arg-type]
+            array = int(str(size.value))
             self.expect("]")
         return ast.TypeSpec(first.loc, " ".join(words), pointers, array)
 
@@ -311,7 +311,7 @@ class Parser:
         token = self.take()
         kind = token.kind
         if kind == "int":
-            return ast.Int(token.loc, int(token.value))  # type: ignore[arg-type]
+            return ast.Int(token.loc, int(str(token.value)))
         if kind == "string":
             return ast.Str(token.loc, str(token.value))
         if kind == "var":

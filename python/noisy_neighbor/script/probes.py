@@ -198,7 +198,7 @@ def expand(
         return [spec]
     if spec.provider == "tracepoint":
         names = tracepoints(f"{spec.target}:{spec.func}")
-        found = [ProbeSpec(spec.provider, *name.split(":", 1)) for name in names]
+        found = [ProbeSpec(spec.provider, *name.split(":", 1)[:2]) for name in names]  # type: ignore[arg-type]
     elif spec.provider in ("kprobe", "kretprobe", "kfunc", "kretfunc"):
         found = [
             ProbeSpec(spec.provider, spec.target, name)

@@ -61,7 +61,8 @@ def _map_html(name: str, value: Any) -> str:
 
 def script_html(script: Any) -> str:
     state = "running" if script.running else "stopped"
-    head = f"<p>bpftrace script {html.escape(script.compiled.name)}: {script.probe_count} probes, {state}</p>"
+    name = html.escape(script.compiled.name)
+    head = f"<p>bpftrace script {name}: {script.probe_count} probes, {state}</p>"
     try:
         maps = script.maps(resolve=getattr(script, "resolve", False))
     except Exception as err:

@@ -58,10 +58,7 @@ def _name_anonymous(text: str) -> str:
     """Gives each anonymous struct or union inside a definition a name
     (``struct foo__anon0``), so the generated C can cast to it."""
     first = text.find("{")
-    if first < 0:
-        match = None
-    else:
-        match = re.match(r"\s*(?:struct|union)\s+(\w+)", text)
+    match = None if first < 0 else re.match(r"\s*(?:struct|union)\s+(\w+)", text)
     if match is None:
         return text
     outer = match.group(1)

@@ -2,7 +2,8 @@
 
     noisy-neighbor trace -e 'tracepoint:sched:sched_process_exec { @[comm] = count(); }'
     noisy-neighbor trace /usr/sbin/runqlat.bt
-    noisy-neighbor trace -f json -c 'ls /' -e 'tracepoint:syscalls:sys_enter_openat /pid == cpid/ { @++; }'
+    noisy-neighbor trace -f json -c 'ls /' \\
+        -e 'tracepoint:syscalls:sys_enter_openat /pid == cpid/ { @++; }'
 
 It prints what bpftrace 0.17 prints (``Attaching N probes...``, printf
 output, and every map at exit) or bpftrace's NDJSON with ``-f json``; it
@@ -17,7 +18,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -287,8 +287,8 @@ def run_trace(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace, out: TextIO) -> int:
-    from ..script.runtime import Script
     from ..errors import ScriptError
+    from ..script.runtime import Script
 
     text, name, params = _program(args)
     child = _Child(args.child_command) if args.child_command else None
