@@ -88,9 +88,9 @@ pub fn update_entries<M: MapCore + ?Sized>(
     values: &[u8],
 ) -> Result<usize, HostError> {
     let (key_size, value_size, values_per_key) = shape(map)?;
-    let stride = value_size * values_per_key;
+    let stride = value_size.saturating_mul(values_per_key);
     let count = keys.len() / key_size;
-    if keys.len() % key_size != 0 || values.len() != count * stride {
+    if keys.len() % key_size != 0 || values.len() != count.saturating_mul(stride) {
         let per_cpu = if values_per_key > 1 {
             format!(" ({values_per_key} CPUs of {value_size} bytes)")
         } else {
@@ -150,7 +150,7 @@ fn is_array<M: MapCore + ?Sized>(map: &M) -> bool {
 /// many were. A key deleted meanwhile stays deleted (BPF_EXIST).
 fn zero_keys<M: MapCore + ?Sized>(map: &M, keys: &[Vec<u8>]) -> Result<usize, HostError> {
     let (_, value_size, values_per_key) = shape(map)?;
-    let zeroes = vec![0u8; value_size * values_per_key];
+    let zeroes = vec![0u8; value_size.saturating_mul(values_per_key)];
     let flags = if is_array(map) {
         MapFlags::ANY
     } else {
