@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from noisy_neighbor.errors import BtfUnavailableError
 from noisy_neighbor.script.btf import VMLINUX, KernelBtf
 from noisy_neighbor.script.btf_format import BtfFile, BtfKind
-from noisy_neighbor.errors import BtfUnavailableError
 
 ROOT = Path(__file__).resolve().parents[1]
 VMLINUX_H = ROOT / "python" / "noisy_neighbor" / "sdk" / "vmlinux" / "x86_64"

@@ -21,7 +21,10 @@ from .kernel import Kernel
 from .program_info import ProbeContext, ProgramInfo, Site
 from .types import Kind, SizedType
 
-__all__ = ["Generator", "generate"]
+__all__ = ["STATEMENT_MARK", "Generator", "generate"]
+
+#: Marks the C of each statement with the statement's place in the script.
+STATEMENT_MARK = "script"
 
 _PROGRAM_ARGS = {
     "syscall": "void *ctx",
@@ -280,6 +283,8 @@ class FunctionWriter(ExprWriter, CallWriter):
             self.declarations.append(f"\t__builtin_memset(&{c_name}, 0, sizeof({c_name}));")
         predicate = self.context.probe.predicate
         if predicate is not None:
+            loc = predicate.loc
+            self.line(f"/* {STATEMENT_MARK} {loc.line}:{loc.column}-{loc.end_column} */")
             self.line("{")
             self.depth += 1
             test = self.truth(predicate)
@@ -298,6 +303,10 @@ class FunctionWriter(ExprWriter, CallWriter):
 
     def block(self, block: ast.Block) -> None:
         for stmt in block.stmts:
+            # where the statement is in the script: a verifier complaint about
+            # the C below names it (see load_errors.py)
+            loc = stmt.loc
+            self.line(f"/* {STATEMENT_MARK} {loc.line}:{loc.column}-{loc.end_column} */")
             self.line("{")
             self.depth += 1
             self.statement(stmt)

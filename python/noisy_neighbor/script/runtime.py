@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ProbeStateError
+from ..errors import AttachError, ProbeLoadError, ProbeStateError
 from ..host.batches import EventBatch
 from ..host.lifecycle import Lifecycle, interrupt_stops
 from .compile_script import CompiledScript, compile_script
 from .decode import Resolver, column_values
+from .diagnostics import Source
+from .load_errors import locate_load_error
 from .map_read import snapshot
 from .printf import render_rows
 from .records import RecordSplitter
@@ -68,6 +70,7 @@ class Script(Lifecycle):
             includes=includes,
         )
         self.info = self.compiled.info
+        self.source = Source(program, name)
         self.plugin = self.compiled.plugin(cpid=cpid, batch_ms=BATCH_MS, **options)
         self.sink: Sink = sink_for(output, stream, keep=stream is None)
         self.keep_printf = keep_printf or stream is not None
@@ -103,7 +106,13 @@ class Script(Lifecycle):
         self.plugin.set(nn_start_ns=time.monotonic_ns())
         self.exit_requested = False
         self._skipping = False
-        self.plugin.start()  # BEGIN runs between load and attach
+        try:
+            self.plugin.start()  # BEGIN runs between load and attach
+        except (ProbeLoadError, AttachError) as err:
+            located = locate_load_error(str(err), self.compiled, self.source)
+            if located is None:
+                raise
+            raise type(err)(f"{located}\n{err}") from None
         return self
 
     def stop(self) -> None:

@@ -287,7 +287,7 @@ def run_trace(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace, out: TextIO) -> int:
-    from ..errors import ScriptError
+    from ..errors import AttachError, ProbeLoadError, ScriptError
     from ..script.runtime import Script
 
     text, name, params = _program(args)
@@ -329,7 +329,11 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
     print_maps = []
     previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, lambda *_: print_maps.append(1))
     try:
-        script.start()  # BEGIN runs before the other probes attach
+        try:
+            script.start()  # BEGIN runs before the other probes attach
+        except (ProbeLoadError, AttachError) as err:
+            print(err, file=sys.stderr)
+            return 1
         if os.environ.get(_NOTIFY):
             print(_NOTIFY, file=sys.stderr, flush=True)
         if child:
