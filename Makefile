@@ -14,9 +14,10 @@ PYTHON ?= python3
 # docker.io (dockerd, containerd, runc), podman and busybox-static run the
 # real containers the tests name; prometheus (with promtool) scrapes the real agent
 # in the tests and checks the rules in deploy/prometheus/; systemd gives
-# systemd-analyze, which checks the unit in deploy/systemd/.
+# systemd-analyze, which checks the unit in deploy/systemd/; bpftrace (Debian's
+# 0.17, with its tools in /usr/sbin) is the reference `trace` is tested against.
 APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config bpftool libbpf-dev \
-  docker.io podman busybox-static prometheus systemd
+  docker.io podman busybox-static prometheus systemd bpftrace
 STAMPS := .stamps
 
 .PHONY: run test deps build lint rust-test py-test bench clean wheel wheel-test kernel-matrix
