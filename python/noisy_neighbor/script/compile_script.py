@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import PluginCompileError, ScriptError
 from ..host.compile import compile_source
 from ..host.plugin import Plugin
 from .check import check
 from .codegen import generate
 from .diagnostics import Source, fail
 from .kernel import Kernel
+from .load_errors import locate_compile_error
 from .parser import parse
 from .program_info import ProgramInfo
 from .user_types import IncompleteType
@@ -89,5 +91,11 @@ def compile_script(
     code, gen = generate(info, kernel)
     if os.environ.get("NN_BPFTRACE_DUMP_C"):
         Path(os.environ["NN_BPFTRACE_DUMP_C"]).write_text(code)
-    obj = compile_source(code, name="bpftrace_script")
+    try:
+        obj = compile_source(code, name="bpftrace_script")
+    except PluginCompileError as err:
+        located = locate_compile_error(str(err), code, source, info)
+        if located is None:
+            raise
+        raise ScriptError([located]) from None
     return CompiledScript(name, info, code, obj, gen.probe_names)

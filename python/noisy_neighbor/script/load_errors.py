@@ -13,14 +13,18 @@ from .diagnostics import Diagnostic, Location, Source
 
 if TYPE_CHECKING:
     from .compile_script import CompiledScript
+    from .program_info import ProgramInfo
 
-__all__ = ["locate_load_error"]
+__all__ = ["locate_compile_error", "locate_load_error"]
 
 _PROGRAM = re.compile(r"prog '(nn_probe_(\d+))'")
 _C_LINE = re.compile(r"@ [\w.-]+\.bpf\.c:(\d+)")
 _MARK = re.compile(rf"/\* {STATEMENT_MARK} (\d+):(\d+)-(\d+) \*/")
 #: verifier lines that say what went wrong (not the instruction trace)
-_TRACE = re.compile(r"^\s*(\d+: \(|;|from \d+ to|processed \d+|libbpf:|--|R\d+=|$)")
+_TRACE = re.compile(
+    r"^\s*(\d+: \(|;|from \d+ to|processed \d+|libbpf:|--|R\d+=|old state:|cur state:"
+    r"|verification time|stack depth|\d+: R\d|$)"
+)
 
 
 def _statement(code: str, c_line: int) -> Location | None:
@@ -32,6 +36,43 @@ def _statement(code: str, c_line: int) -> Location | None:
         if text.startswith("SEC("):
             return None
     return None
+
+
+_CLANG_ERROR = re.compile(r"[\w.-]+\.bpf\.c:(\d+):\d+: error: (.*)")
+
+
+def _probe_at(code: str, c_line: int, info: ProgramInfo) -> Location | None:
+    """The probe whose program holds C line ``c_line``."""
+    for text in reversed(code.split("\n")[: max(c_line, 0)]):
+        program = re.match(r"int nn_probe_(\d+)\(", text)
+        if program:
+            index = int(program.group(1))
+            for context in info.contexts:
+                if context.index == index:
+                    return context.probe.loc
+            return None
+    return None
+
+
+def locate_compile_error(message: str, code: str, source: Source, info: ProgramInfo) -> str | None:
+    """clang's first complaint about the generated C, at the statement (or
+    else the probe) it came from; None if it names neither."""
+    match = _CLANG_ERROR.search(message)
+    if match is None:
+        return None
+    c_line = int(match.group(1))
+    where = _statement(code, c_line) or _probe_at(code, c_line, info)
+    if where is None:
+        return None
+    reason = match.group(2)
+    if "stack limit" in reason:
+        reason = (
+            "this probe needs more than the 512 bytes of stack BPF allows: use fewer "
+            "strings at once, or shorter ones (str(x, N))"
+        )
+    else:
+        reason = f"clang rejected the C this statement became: {reason}"
+    return Diagnostic(source, where, reason)
 
 
 def locate_load_error(message: str, compiled: CompiledScript, source: Source) -> str | None:
@@ -62,5 +103,7 @@ def locate_load_error(message: str, compiled: CompiledScript, source: Source) ->
         where = context.probe.loc
         what = f"the kernel refused probe {context.spec.name}: {reason}"
     else:
-        what = f"the kernel's verifier rejected probe {context.spec.name} at this statement: {reason}"
+        what = (
+            f"the kernel's verifier rejected probe {context.spec.name} at this statement: {reason}"
+        )
     return str(Diagnostic(source, where, what))
