@@ -54,7 +54,9 @@ def _probe_at(code: str, c_line: int, info: ProgramInfo) -> Location | None:
     return None
 
 
-def locate_compile_error(message: str, code: str, source: Source, info: ProgramInfo) -> str | None:
+def locate_compile_error(
+    message: str, code: str, source: Source, info: ProgramInfo
+) -> Diagnostic | None:
     """clang's first complaint about the generated C, at the statement (or
     else the probe) it came from; None if it names neither."""
     match = _CLANG_ERROR.search(message)
