@@ -40,9 +40,9 @@ def test_a_syntax_error_names_the_line_and_column_with_a_caret() -> None:
 
 def test_an_unknown_function_is_bpftraces_error_at_its_name() -> None:
     assert error_of("BEGIN { foo(); }").splitlines() == [
-        "stdin:1:9-14: ERROR: Unknown function: foo",
+        "stdin:1:9-12: ERROR: Unknown function: foo",
         "BEGIN { foo(); }",
-        "        ~~~~~",
+        "        ~~~",
     ]
 
 

@@ -9,6 +9,7 @@ import os
 from . import ast
 from .builtins import DEFAULT_STACK_DEPTH
 from .check_base import CheckerBase
+from .diagnostics import Location
 from .program_info import MapInfo, Site, expression_name
 from .types import DEFAULT_STRLEN, Kind, SizedType, int_type, none_type
 
@@ -49,7 +50,8 @@ class CallChecker(CheckerBase):
             raise self.error(e.loc, f"{name}() is an unsafe function being used in safe mode")
         handler = getattr(self, f"call_{name}", None)
         if handler is None:
-            raise self.error(e.loc, f"Unknown function: {name}")
+            at = Location(e.loc.line, e.loc.column, e.loc.column + len(name))  # as bpftrace points
+            raise self.error(at, f"Unknown function: {name}")
         return handler(e)
 
     def nargs(self, e: ast.Call, low: int, high: int | None = None) -> None:

@@ -13,8 +13,10 @@ process ends, running ``END`` first."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -211,41 +213,56 @@ def _info(out: TextIO) -> int:
 
 class _Child:
     """``-c CMD``: started before the probes attach but held until they
-    have (so its first instruction is traced), then released."""
+    have (so its first instruction is traced), then released. CMD runs as
+    bpftrace runs it: split into words and executed, no shell, so ``cpid``
+    is the command's own pid."""
 
     def __init__(self, command: str) -> None:
+        words = shlex.split(command)
+        if not words:
+            raise UsageError("ERROR: -c needs a command")
         read_end, self._gate = os.pipe()
-
-        def wait_for_attach() -> None:
-            os.close(self._gate)
-            os.read(read_end, 1)
-            os.close(read_end)
-
-        self.process = subprocess.Popen(
-            command, shell=True, preexec_fn=wait_for_attach, close_fds=True, pass_fds=(read_end,)
-        )
+        pid = os.fork()
+        if pid == 0:  # the child: wait for the probes, then become CMD
+            try:
+                os.close(self._gate)
+                os.read(read_end, 1)
+                os.execvp(words[0], words)
+            except OSError as err:
+                print(f"ERROR: failed to run {words[0]}: {err.strerror}", file=sys.stderr)
+            finally:
+                os._exit(127)
         os.close(read_end)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
+        self.pid = pid
+        self._status: int | None = None
 
     def release(self) -> None:
         os.write(self._gate, b"x")
         os.close(self._gate)
 
     def done(self) -> bool:
-        return self.process.poll() is not None
+        if self._status is None:
+            finished, status = os.waitpid(self.pid, os.WNOHANG)
+            if finished:
+                self._status = status
+        return self._status is not None
+
+    def kill(self) -> None:
+        if not self.done():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+            os.waitpid(self.pid, 0)
+            self._status = 0
 
 
 def _pid_gone(pid: int) -> bool:
+    """Whether the process of ``-p`` has ended (a zombie has)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
         return True
-    except PermissionError:
-        return False
-    return False
+    return state in ("Z", "X")
 
 
 def run_trace(args: argparse.Namespace) -> int:
@@ -305,12 +322,12 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
         )
     except ScriptError as err:
         if child:
-            child.process.kill()
+            child.kill()
         print(str(err), file=sys.stderr)
         return 1
     except BaseException:
         if child:
-            child.process.kill()
+            child.kill()
         raise
     if args.dump:
         out.write(script.compiled.code)
@@ -357,9 +374,8 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         script.close()
-        if child and not child.done():
-            child.process.terminate()
-            child.process.wait()
+        if child:
+            child.kill()
     return 0
 
 
