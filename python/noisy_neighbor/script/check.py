@@ -16,6 +16,7 @@ from ..errors import ScriptError
 from . import ast
 from .check_calls import CallChecker
 from .check_expr import ExprChecker
+from .check_values import ValueChecker
 from .diagnostics import Location, Source, fail
 from .kernel import Kernel
 from .probe_contexts import make_contexts
@@ -25,7 +26,7 @@ from .types import AGGREGATIONS, Kind, SizedType, int_type
 __all__ = ["check"]
 
 
-class Checker(ExprChecker, CallChecker):
+class Checker(ExprChecker, CallChecker, ValueChecker):
     def __init__(
         self,
         program: ast.Program,

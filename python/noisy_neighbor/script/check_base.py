@@ -14,6 +14,10 @@ from .types import SizedType
 __all__ = ["CheckerBase"]
 
 
+def _plural(n: int) -> str:
+    return "argument" if n == 1 else "arguments"
+
+
 class CheckerBase:
     source: Source
     kernel: Kernel
@@ -51,3 +55,38 @@ class CheckerBase:
 
     def identifier(self, e: ast.Identifier) -> SizedType:
         raise NotImplementedError
+
+    # -- a call's arguments, checked alike by every part -------------------------
+
+    def nargs(self, e: ast.Call, low: int, high: int | None = None) -> None:
+        high = low if high is None else high
+        n = len(e.args)
+        if low <= n <= high:
+            return
+        if low == high:
+            raise self.error(e.loc, f"{e.name}() requires {low} {_plural(low)} ({n} provided)")
+        if n < low:
+            raise self.error(
+                e.loc, f"{e.name}() requires at least {low} {_plural(low)} ({n} provided)"
+            )
+        raise self.error(e.loc, f"{e.name}() takes up to {high} {_plural(high)} ({n} provided)")
+
+    def int_arg(self, e: ast.Call, i: int) -> SizedType:
+        ty = self.expr(e.args[i])
+        if not ty.is_integer_like:
+            raise self.error(
+                e.args[i].loc,
+                f"{e.name}() only supports integer arguments ({ty.name} provided)",
+            )
+        return ty
+
+    def string_literal(self, e: ast.Call, i: int, what: str = "first") -> str:
+        arg = e.args[i]
+        self.expr(arg)
+        if isinstance(arg, ast.Str):
+            return arg.value
+        if isinstance(arg, ast.Param) and 0 < arg.index <= len(self.info.params):
+            return self.info.params[arg.index - 1]
+        if isinstance(arg, ast.Call) and arg.name == "str" and isinstance(arg.args[0], ast.Str):
+            return arg.args[0].value  # str($1), made a literal
+        raise self.error(arg.loc, f"{e.name}() expects a string literal as the {what} argument")

@@ -44,6 +44,9 @@ class WriterBase:
     def read(self, c_type: str, address: str, user: bool = False) -> str:
         raise NotImplementedError
 
+    def copy_string(self, dest: str, dest_size: int, src: str, src_size: int, fresh: bool) -> None:
+        raise NotImplementedError
+
     def key(self, node: ast.Map, bucket: str | None = None) -> str:
         raise NotImplementedError
 
