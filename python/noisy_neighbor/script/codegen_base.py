@@ -13,7 +13,7 @@ from .program_info import ProbeContext
 from .types import SizedType
 
 if TYPE_CHECKING:
-    from .codegen import Generator
+    from .codegen_state import Generator
 
 __all__ = ["WriterBase"]
 

@@ -195,7 +195,7 @@ class CallWriter(WriterBase):
             and source.expr.type is not None
             and source.expr.type.kind is Kind.CTX
         ):
-            address = self.gen.arg_value(self, source)
+            address = self.gen.arg_value(self.context, source)
         else:
             address = self.value(source)
         helper = "bpf_probe_read_user_str" if source_ty.user else "bpf_probe_read_kernel_str"

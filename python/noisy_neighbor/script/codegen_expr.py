@@ -211,7 +211,7 @@ class ExprWriter(WriterBase):
         base_ty = e.expr.type
         assert base_ty is not None
         if base_ty.kind is Kind.CTX:
-            return self.gen.arg_value(self, e)
+            return self.gen.arg_value(self.context, e)
         if base_ty.kind is Kind.TUPLE:
             return f"({self.lvalue(e.expr)}.e{e.name})"
         member, struct, user = self.member_address(e)
@@ -376,11 +376,11 @@ class ExprWriter(WriterBase):
         tracepoint program may not load from its context at a moved offset."""
         ty = e.type
         assert ty is not None
-        address = self.gen.arg_value(self, e)
+        address = self.gen.arg_value(self.context, e)
         if not fresh:
             self.line(f"__builtin_memset({dest}, 0, {size});")
         n = min(size, ty.size)
-        if self.gen.arg_is_data_loc(self, e):
+        if self.gen.arg_is_data_loc(self.context, e):
             self.line(f"bpf_probe_read_kernel_str({dest}, {n}, (const void *)({address}));")
             return
         self.line(f"bpf_probe_read_kernel({dest}, {n}, (const void *)({address}));")

@@ -12,7 +12,7 @@ from .codegen_types import int_c_type
 from .types import Kind, SizedType, int_type
 
 if TYPE_CHECKING:
-    from .codegen import Generator
+    from .codegen_state import Generator
     from .program_info import ProbeContext
 
 __all__ = ["MAP_KEYS_MAX", "declare_maps", "declare_records", "tracepoint_struct"]

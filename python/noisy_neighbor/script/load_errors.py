@@ -12,7 +12,6 @@ from .codegen import STATEMENT_MARK
 from .diagnostics import Diagnostic, Location, Source
 
 if TYPE_CHECKING:
-    from .compile_script import CompiledScript
     from .program_info import ProgramInfo
 
 __all__ = ["locate_compile_error", "locate_load_error"]
@@ -77,18 +76,18 @@ def locate_compile_error(
     return Diagnostic(source, where, reason)
 
 
-def locate_load_error(message: str, compiled: CompiledScript, source: Source) -> str | None:
+def locate_load_error(message: str, code: str, info: ProgramInfo, source: Source) -> str | None:
     """The refusal in the script's terms, or None if the log names none of
     the script's programs."""
     program = _PROGRAM.search(message)
     if program is None:
         return None
     index = int(program.group(2))
-    context = next((c for c in compiled.info.contexts if c.index == index), None)
+    context = next((c for c in info.contexts if c.index == index), None)
     if context is None:
         return None
     c_lines = _C_LINE.findall(message)
-    where = _statement(compiled.code, int(c_lines[-1])) if c_lines else None
+    where = _statement(code, int(c_lines[-1])) if c_lines else None
     reasons = [
         line.strip()
         for line in message.splitlines()

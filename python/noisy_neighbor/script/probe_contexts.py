@@ -18,7 +18,7 @@ from .program_info import ArgInfo, ProbeContext
 from .types import Kind, SizedType, int_type
 
 if TYPE_CHECKING:
-    from .check import Checker
+    from .check_base import CheckerBase as Checker
 
 __all__ = ["make_contexts"]
 

@@ -109,7 +109,7 @@ class Script(Lifecycle):
         try:
             self.plugin.start()  # BEGIN runs between load and attach
         except (ProbeLoadError, AttachError) as err:
-            located = locate_load_error(str(err), self.compiled, self.source)
+            located = locate_load_error(str(err), self.compiled.code, self.info, self.source)
             if located is None:
                 raise
             raise type(err)(f"{located}\n{err}") from None
