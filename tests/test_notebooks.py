@@ -14,12 +14,13 @@ from noisy_neighbor.testing import remove_leftover_cgroups
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_the_four_notebooks() -> None:
+def test_there_are_the_five_notebooks() -> None:
     assert [p.name for p in NOTEBOOKS] == [
         "01-quickstart.ipynb",
         "02-noisy-neighbor-experiment.ipynb",
         "03-events-with-pandas.ipynb",
         "04-your-own-probe.ipynb",
+        "05-bpftrace-questions.ipynb",
     ]
 
 

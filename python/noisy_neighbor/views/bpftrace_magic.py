@@ -37,7 +37,7 @@ def bpftrace_magic(line: str, cell: str, namespace: dict[str, Any] | None = None
     """Runs ``cell`` until ``exit()``, ``--seconds`` or an interrupt; binds
     and returns the stopped script, which shows its maps."""
     try:
-        args = _parser().parse_args(shlex.split(line))
+        args = _parser().parse_intermixed_args(shlex.split(line))
     except (argparse.ArgumentError, SystemExit, ValueError) as err:
         raise ValueError(
             f"%%bpftrace [NAME] [--seconds S] [--resolve] [--unsafe] [ARGS...]: {err}"
