@@ -162,6 +162,11 @@ fn connect(
             })?;
         run_syscall_program(program.as_fd(), &[])?;
     }
+    // Their records first, ahead of any from the probes about to attach
+    // (which other CPUs' rings could otherwise hold before them).
+    if let Some(reader) = &reader {
+        reader.take_ready();
+    }
     let attachments = attach_all(object, config)?;
     Ok((attachments, reader, handles))
 }

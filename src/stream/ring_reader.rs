@@ -121,6 +121,14 @@ impl RingReader {
         }
     }
 
+    /// Takes the records already in the rings, without waiting or shipping:
+    /// what programs run before attach wrote goes first into the batches.
+    pub fn take_ready(&self) {
+        if self.ring.consume().is_err() {
+            self.errors.ring_errors.fetch_add(1, Relaxed);
+        }
+    }
+
     /// Takes the last records and ships the partial batches (after detaching).
     pub fn drain_rest(self) {
         if self.ring.consume().is_err() {

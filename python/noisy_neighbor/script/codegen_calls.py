@@ -59,7 +59,10 @@ class CallWriter(WriterBase):
             if n >= 6:
                 return self.read("u64", f"PT_REGS_SP({_REGS}) + {8 * (n - 5)}")
             return f"(u64)PT_REGS_PARM{n + 1}({_REGS})"
-        raise AssertionError(f"builtin {name} has no C")
+        value = self.gen.kernel.enum_value(name)  # an enumerator, as the checker found
+        if value is None:
+            raise AssertionError(f"builtin {name} has no C")
+        return f"{value}LL"
 
     def stack_id(self, user: bool, depth: int) -> str:
         flags = "BPF_F_USER_STACK" if user else "0"

@@ -28,6 +28,12 @@ def _int_literal(value: int, signed: bool = True) -> str:
     return f"{value}ULL" if (not signed or value > (1 << 63) - 1) else f"{value}LL"
 
 
+def _anonymous(struct: str) -> bool:
+    """Whether a record type has no name C can spell (BTF's anonymous
+    members are named ``struct x::(unnamed ...)``)."""
+    return "(unnamed" in struct or "::" in struct
+
+
 def _cast(ty: SizedType | None) -> str:
     return "s64" if ty is not None and ty.kind is Kind.INT and ty.signed else "u64"
 
@@ -197,13 +203,25 @@ class ExprWriter(WriterBase):
     def member_address(self, e: ast.Field) -> tuple[str, str, bool]:
         """(C lvalue of the member through its struct pointer, struct name,
         user memory?) for ``expr->name`` and ``expr.name`` on kernel records."""
-        base_ty = e.expr.type
+        path = [e.name]
+        base_expr = e.expr
+        # A struct or union without a name (`in6_u` of struct in6_addr) has
+        # no C type to cast to: reach its members from the named one above.
+        while (
+            isinstance(base_expr, ast.Field)
+            and base_expr.type is not None
+            and base_expr.type.kind is Kind.RECORD
+            and _anonymous(base_expr.type.struct)
+        ):
+            path.insert(0, base_expr.name)
+            base_expr = base_expr.expr
+        base_ty = base_expr.type
         assert base_ty is not None
         record = base_ty.elem if base_ty.kind is Kind.POINTER else base_ty
         assert record is not None
         struct = self.gen.c_struct(record.struct)
-        base = self.value(e.expr)
-        return f"((({struct} *)({base}))->{e.name})", struct, base_ty.user
+        base = self.value(base_expr)
+        return f"((({struct} *)({base}))->{'.'.join(path)})", struct, base_ty.user
 
     def field_value(self, e: ast.Field) -> str:
         ty = e.type
