@@ -136,3 +136,14 @@ def test_a_verifier_rejection_names_the_probe_and_the_statement() -> None:
     first = done.stderr.splitlines()[0]
     assert first.startswith("stdin:3:3-")
     assert "verifier rejected probe BEGIN at this statement" in first
+
+
+def test_minus_k_reports_failing_helpers_where_they_failed() -> None:
+    done = trace("-k", "-e", "BEGIN { @[1] = 1; delete(@[2]); exit(); }")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[:2] == [
+        "stdin:1:19-31: WARNING: Failed to map_delete_elem: No such file or directory (-2)",
+        "BEGIN { @[1] = 1; delete(@[2]); exit(); }",
+    ]
+    quiet = trace("-e", "BEGIN { @[1] = 1; delete(@[2]); exit(); }")
+    assert "WARNING" not in quiet.stderr  # without -k a missing key is no news

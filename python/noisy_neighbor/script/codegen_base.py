@@ -41,8 +41,22 @@ class WriterBase:
     def store(self, dest: str, dest_ty: SizedType, e: ast.Expr, fresh: bool = False) -> None:
         raise NotImplementedError
 
-    def read(self, c_type: str, address: str, user: bool = False) -> str:
+    def read(self, c_type: str, address: str, user: bool | None = False, loc: object = None) -> str:
         raise NotImplementedError
+
+    def checked(self, helper: str, call: str, loc: object, failed: str = "< 0") -> None:
+        """Writes ``call``; with ``-k``/``-kk`` a result ``failed`` reports
+        the helper's failure at ``loc`` (a record the runtime prints)."""
+        site = self.gen.helper_error_site(helper, loc) if loc is not None else None
+        if site is None:
+            self.line(f"{call};")
+            return
+        self.line("{")
+        self.line(f"\tlong nn_rc = {call};")
+        self.line(f"\tif (nn_rc {failed}) {{ struct {site.c_struct} *nn_e = nn_reserve();")
+        self.line(f"\t\tif (nn_e) {{ nn_e->nn_id = {site.id}; nn_e->a0 = nn_rc;")
+        self.line("\t\t\tbpf_ringbuf_submit(nn_e, BPF_RB_NO_WAKEUP); } }")
+        self.line("}")
 
     def copy_string(self, dest: str, dest_size: int, src: str, src_size: int, fresh: bool) -> None:
         raise NotImplementedError
@@ -56,7 +70,7 @@ class WriterBase:
     def map_read_into(self, dest: str, dest_type: str, node: ast.Map, fresh: bool) -> None:
         raise NotImplementedError
 
-    def delete(self, node: ast.Expr) -> None:
+    def delete(self, node: ast.Expr, loc: object = None) -> None:
         raise NotImplementedError
 
     def builtin(self, e: ast.Builtin) -> str:

@@ -222,7 +222,7 @@ class CallWriter(WriterBase):
                 self.line("return 0;")
             return
         if name == "delete":
-            self.delete(e.args[0])
+            self.delete(e.args[0], e.loc)
             return
         if name == "debugf":
             self.debugf(e)

@@ -34,6 +34,13 @@ def _anonymous(struct: str) -> bool:
     return "(unnamed" in struct or "::" in struct
 
 
+def _record_of(ty: SizedType | None) -> str:
+    """The struct a record or pointer-to-record type names ("" if none)."""
+    if ty is not None and ty.kind is Kind.POINTER and ty.elem is not None:
+        ty = ty.elem
+    return ty.struct if ty is not None else ""
+
+
 def _cast(ty: SizedType | None) -> str:
     return "s64" if ty is not None and ty.kind is Kind.INT and ty.signed else "u64"
 
@@ -136,7 +143,7 @@ class ExprWriter(WriterBase):
                 return address
             size = 8 if operand_ty.kind is Kind.INT else self.gen.sizeof(target)
             c_type = self.gen.int_c(target, size)
-            return self.read(c_type, address, operand_ty.user)
+            return self.read(c_type, address, operand_ty.user, e.loc)
         inner = self.value(e.operand)
         result = _cast(e.type)
         if op == "!":
@@ -193,11 +200,18 @@ class ExprWriter(WriterBase):
 
     # -- kernel memory ---------------------------------------------------------------------
 
-    def read(self, c_type: str, address: str, user: bool = False) -> str:
-        """A value of ``c_type`` read at ``address`` (a fault reads 0)."""
+    def read(self, c_type: str, address: str, user: bool | None = False, loc: object = None) -> str:
+        """A value of ``c_type`` read at ``address`` (a fault reads 0);
+        ``user`` None: memory of no known space (a struct the script
+        declared), read by the helper that tries both, as bpftrace does."""
         tmp = self.temp(c_type, init="0")
-        helper = "bpf_probe_read_user" if user else "bpf_probe_read_kernel"
-        self.line(f"{helper}(&{tmp}, sizeof({tmp}), (const void *)({address}));")
+        if user is None:
+            helper = "bpf_probe_read"
+        else:
+            helper = "bpf_probe_read_user" if user else "bpf_probe_read_kernel"
+        self.checked(
+            "probe_read", f"{helper}(&{tmp}, sizeof({tmp}), (const void *)({address}))", loc
+        )
         return tmp
 
     def member_address(self, e: ast.Field) -> tuple[str, str, bool]:
@@ -240,7 +254,10 @@ class ExprWriter(WriterBase):
             tmp = self.temp(_cast(ty), init="0")
             self.line(f"{tmp} = BPF_CORE_READ_BITFIELD_PROBED((({struct} *)({base})), {e.name});")
             return tmp
-        read = self.read(f"__typeof__({member})", f"&{member}", user)
+        space: bool | None = user
+        if not user and self.gen.kernel.user.has(_record_of(e.expr.type)):
+            space = None
+        read = self.read(f"__typeof__({member})", f"&{member}", space, e.loc)
         if ty.kind is Kind.INT:
             return f"(({_cast(ty)}){read})"
         return f"((u64){read})"
@@ -255,7 +272,7 @@ class ExprWriter(WriterBase):
         address = f"((u64)({base}) + (u64)({index}) * {size})"
         if ty.kind in (Kind.RECORD, Kind.ARRAY):
             return address
-        value = self.read(self.gen.int_c(ty, size), address, base_ty.user)
+        value = self.read(self.gen.int_c(ty, size), address, base_ty.user, e.loc)
         return f"(({_cast(ty)}){value})"
 
     # -- memory-held values ----------------------------------------------------------------

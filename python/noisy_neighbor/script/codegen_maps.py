@@ -38,6 +38,7 @@ class MapWriter(WriterBase):
             self.value_pointer(value),
             init=f"bpf_map_lookup_elem(&{info.c_name}, &{key})",
         )
+        self.checked("map_lookup_elem", f"(long){pointer}", node.loc, failed="== 0")
         if value.kind in (Kind.MIN, Kind.MAX):
             return f"(s64)({pointer} && {pointer}->set ? {pointer}->value : 0)"
         if value.kind is Kind.AVG:
@@ -134,7 +135,7 @@ class MapWriter(WriterBase):
             else:
                 self.line(f"nn_map_stats(&{info.c_name}, &{key}, (s64)({arg}), {info.index});")
 
-    def delete(self, node: ast.Expr) -> None:
+    def delete(self, node: ast.Expr, loc: object = None) -> None:
         assert isinstance(node, ast.Map)
         info = self.gen.info.maps[node.name]
         if info.is_bucketed:
@@ -151,7 +152,8 @@ class MapWriter(WriterBase):
             zero = self.temp("s64", init="0")
             self.line(f"bpf_map_update_elem(&{info.c_name}, &{key}, &{zero}, BPF_EXIST);")
             return
-        self.line(f"bpf_map_delete_elem(&{info.c_name}, &{key});")
+        where = loc if loc is not None else node.loc
+        self.checked("map_delete_elem", f"bpf_map_delete_elem(&{info.c_name}, &{key})", where)
 
 
 def value_kind(info: MapInfo) -> str:

@@ -27,7 +27,7 @@ RING_BYTES = 1 << 20
 
 def site_members(gen: Generator, site) -> list[tuple[SizedType, str]]:
     members: list[tuple[SizedType, str]] = [(int_type(4, False), "nn_id")]
-    if site.kind in ("printf", "system", "cat", "print_value"):
+    if site.kind in ("printf", "system", "cat", "print_value", "helper_error"):
         members += [(ty, f"a{i}") for i, ty in enumerate(site.arg_types)]
     return members
 

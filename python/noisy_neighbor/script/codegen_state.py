@@ -25,6 +25,21 @@ class Generator:
 
     # -- shared lookups ------------------------------------------------------------------
 
+    def helper_error_site(self, helper: str, loc: object) -> Site | None:
+        """The site that reports ``helper``'s failures at ``loc`` (``-k``:
+        writes and deletes; ``-kk``: reads and lookups too), or None when
+        the script was not asked to report them."""
+        level = self.info.helper_errors
+        if level == 0 or (level == 1 and helper in ("probe_read", "map_lookup_elem")):
+            return None
+        from .types import int_type
+
+        site = Site(len(self.info.sites) + 1, "helper_error", loc, text=helper)  # type: ignore[arg-type]
+        site.arg_types = [int_type()]
+        site.arg_names = ["retcode"]
+        self.info.sites.append(site)
+        return site
+
     def var_name(self, name: str) -> str:
         return f"v_{name.lstrip('$')}"
 

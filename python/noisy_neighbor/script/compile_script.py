@@ -76,6 +76,7 @@ def compile_script(
     unsafe: bool = False,
     has_child: bool = False,
     includes: list[str] | None = None,
+    helper_errors: int = 0,
 ) -> CompiledScript:
     """Raises ScriptError for a bad script, PluginCompileError if clang
     fails on the generated C (a bug here: the message says so)."""
@@ -88,6 +89,7 @@ def compile_script(
             source, tree.definitions[0].loc if tree.definitions else None, str(err)
         ) from None
     info = check(tree, source, kernel, params, unsafe=unsafe, has_child=has_child)
+    info.helper_errors = helper_errors
     code, gen = generate(info, kernel)
     if os.environ.get("NN_BPFTRACE_DUMP_C"):
         Path(os.environ["NN_BPFTRACE_DUMP_C"]).write_text(code)

@@ -329,6 +329,8 @@ class Parser:
             elems = self.expr_list(")")
             close = self.take()
             if len(elems) == 1 and not self._trailing_comma:
+                # the parentheses belong to the expression, as bpftrace points at them
+                elems[0].loc = token.loc.span(close.loc)
                 return elems[0]
             return ast.Tuple(token.loc.span(close.loc), elems)
         if kind == "ident":

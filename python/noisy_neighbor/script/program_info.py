@@ -131,6 +131,8 @@ class ProgramInfo:
     #: notes to print once (e.g. a kprobe run as fentry)
     notes: list[str] = field(default_factory=list)
     params: list[str] = field(default_factory=list)
+    #: report failing helpers: 0 no, 1 (-k) writes and deletes, 2 (-kk) reads too
+    helper_errors: int = 0
     #: values known when checking (sizeof, kaddr(), cgroupid()), by id() of their node
     constants: dict[int, int] = field(default_factory=dict)
     #: byte strings known when checking (pton()), by id() of their node

@@ -6,6 +6,7 @@ columns, and its maps read back as bpftrace prints them or as pandas."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from ..host.batches import EventBatch
 from ..host.lifecycle import Lifecycle, interrupt_stops
 from .compile_script import CompiledScript, compile_script
 from .decode import Resolver, column_values
-from .diagnostics import Source
+from .diagnostics import Diagnostic, Source
 from .load_errors import locate_load_error
 from .map_read import snapshot
 from .printf import render_rows
@@ -59,6 +60,7 @@ class Script(Lifecycle):
         stream: Any = None,
         keep_printf: bool = False,
         includes: list[str] | None = None,
+        helper_errors: int = 0,
         **options: Any,
     ) -> None:
         self.compiled: CompiledScript = compile_script(
@@ -68,6 +70,7 @@ class Script(Lifecycle):
             unsafe=unsafe,
             has_child=cpid is not None,
             includes=includes,
+            helper_errors=helper_errors,
         )
         self.info = self.compiled.info
         self.source = Source(program, name)
@@ -219,6 +222,11 @@ class Script(Lifecycle):
             self.exit_requested = True
         elif kind == "time":
             self.sink.time(site.text)
+        elif kind == "helper_error":
+            retcode = int(columns["a0"][row])
+            reason = f"{os.strerror(-retcode)} ({retcode})" if retcode < 0 else str(retcode)
+            where = Diagnostic(self.source, site.loc, f"Failed to {site.text}: {reason}", "WARNING")
+            self.sink.helper_error(site.text, retcode, where)
         elif kind == "join":
             count = int(columns["count"][row])
             strings = columns["a0"][row][:count]

@@ -3,11 +3,13 @@ stream as the records arrive, or kept as text for Python."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable
 from typing import TextIO
 
 from . import output_json, output_text
+from .diagnostics import Diagnostic
 from .values import MapSnapshot, TypedValue
 
 __all__ = ["JsonSink", "Sink", "TextSink", "sink_for"]
@@ -61,6 +63,11 @@ class Sink:
     def at_exit(self, snapshots: Iterable[MapSnapshot]) -> None:
         self.write(output_text.maps_at_exit_text(snapshots))
 
+    def helper_error(self, helper: str, retcode: int, where: Diagnostic) -> None:
+        """A helper that failed (``-k``): a warning on stderr, as bpftrace's."""
+        print(where, file=sys.stderr)
+        del helper, retcode
+
 
 TextSink = Sink
 
@@ -92,6 +99,14 @@ class JsonSink(Sink):
 
     def at_exit(self, snapshots: Iterable[MapSnapshot]) -> None:
         self.write(output_json.maps_at_exit_json(snapshots))
+
+    def helper_error(self, helper: str, retcode: int, where: Diagnostic) -> None:
+        loc = where.location
+        line, column = (loc.line, loc.column) if loc is not None else (0, 0)
+        self.write(
+            f'{{"type": "helper_error", "helper": "{helper}", "retcode": {retcode}, '
+            f'"line": {line}, "col": {column}}}\n'
+        )
 
 
 def sink_for(fmt: str, stream: TextIO | None, keep: bool = False) -> Sink:

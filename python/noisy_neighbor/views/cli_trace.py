@@ -40,6 +40,7 @@ OPTIONS:
     -l [PATTERN]   list the probes that match PATTERN
     -B MODE        output buffering: line (default), full or none
     -d             print the generated C and exit
+    -k, -kk        warn when a BPF helper fails (-kk: reads and lookups too)
     --include H    take the numeric macros of header H (repeatable)
     --unsafe       allow system() and signal()
     --info         what this kernel supports
@@ -318,6 +319,7 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
             stream=out,
             cpid=child.pid if child else None,
             includes=args.include,
+            helper_errors=min(args.helper_errors, 2),
         )
     except ScriptError as err:
         if child:
