@@ -106,7 +106,9 @@ def test_printf_records_arrive_as_typed_columns(unique_binary: Path) -> None:
     columns = {k: np.concatenate([b.columns()[k] for b in batches]) for k in batches[0].fields}
     assert sorted(columns["pid"].tolist()) == sorted(pids)
     assert set(columns["comm"].tolist()) == {name}
-    assert columns["pid"].dtype.kind in "iu"
+    # typed by the conversion, as C reads the argument: %d int32, %u uint32
+    assert columns["pid"].dtype == np.int32
+    assert columns["arg2"].dtype == np.uint32
     assert columns["arg2"].tolist() == [0xFFFFFFFF] * 5
 
 

@@ -21,7 +21,7 @@ from .decode import Resolver, column_values
 from .diagnostics import Diagnostic, Source
 from .load_errors import locate_load_error
 from .map_read import snapshot
-from .printf import render_rows
+from .printf import parse_format, render_rows
 from .records import RecordSplitter
 from .sinks import Sink, sink_for
 from .values import MapSnapshot, TypedValue
@@ -247,10 +247,18 @@ class Script(Lifecycle):
         return render_rows(site.text, site.arg_types, values, count)
 
     def _printf_batch(self, site, columns: dict[str, np.ndarray]) -> EventBatch:
+        """One column per printf argument, typed by its conversion as C
+        reads it: ``%d`` of an int64 is int32, ``%lu`` uint64, ``%c`` uint8."""
+        pieces = parse_format(site.text).pieces
         named: dict[str, np.ndarray] = {}
         for i, (ty, name) in enumerate(zip(site.arg_types, site.arg_names, strict=True)):
             key = name if name not in named else f"{name}_{i}"
-            if ty.kind.value in ("int", "string"):
+            if ty.kind.value == "int" and i < len(pieces) and pieces[i].token[-1] in "duoxXpc":
+                token = pieces[i].token
+                signed = token[-1] in "d"
+                dtype = f"{'i' if signed else 'u'}{pieces[i].cast_bits // 8}"
+                named[key] = columns[f"a{i}"].astype(dtype)
+            elif ty.kind.value in ("int", "string"):
                 named[key] = columns[f"a{i}"]
             else:
                 named[key] = np.array(
