@@ -48,8 +48,31 @@ class CompiledScript:
     def record_size(self) -> int:
         return self._record_size
 
-    def plugin(self, cpid: int | None = None, **options: Any) -> Plugin:
+    def plugin(
+        self,
+        cpid: int | None = None,
+        ring_bytes: int | None = None,
+        map_keys_max: int | None = None,
+        **options: Any,
+    ) -> Plugin:
+        """The host's plugin of this script. ``ring_bytes``: each CPU's event
+        ring (a power of two; bpftrace's BPFTRACE_PERF_RB_PAGES pages when
+        not given); ``map_keys_max``: entries of every map
+        (BPFTRACE_MAP_KEYS_MAX, else bpftrace's 4096)."""
         attached = [c.c_name for c in self.info.contexts]
+        sizes = dict(options.pop("max_entries", None) or {})
+        pages = os.environ.get("BPFTRACE_PERF_RB_PAGES", "")
+        if ring_bytes is None and pages.isdigit() and int(pages) > 0:
+            ring_bytes = int(pages) * 4096
+        if ring_bytes is not None:
+            sizes["nn_events"] = 1 << max(int(ring_bytes) - 1, 4095).bit_length()
+        keys = os.environ.get("BPFTRACE_MAP_KEYS_MAX", "")
+        if map_keys_max is None and keys.isdigit() and int(keys) > 0:
+            map_keys_max = int(keys)
+        if map_keys_max is not None:
+            sizes.update({info.c_name: int(map_keys_max) for info in self.info.maps.values()})
+        if sizes:
+            options["max_entries"] = sizes
         perf = self.perf_events
         if perf:
             options.setdefault("perf_events", perf)

@@ -140,9 +140,18 @@ def column_values(
     column = columns[name]
     if kind is Kind.STRING:
         return [str(v) for v in column.tolist()]
-    values = column.tolist()
     if kind is Kind.INT:
-        return [_fit(v, ty) for v in values]
+        # the type's own width and sign, in one numpy cast (a 64-bit slot
+        # holding an int32 reads as the int32)
+        width = ty.size if ty.size in (1, 2, 4, 8) else 8
+        dtype = f"{'i' if ty.signed else 'u'}{width}"
+        return (
+            np.asarray(column)
+            .astype(np.int64 if column.dtype.kind == "i" else np.uint64)
+            .astype(dtype)
+            .tolist()
+        )
+    values = column.tolist()
     if kind is Kind.KSYM:
         return [resolver.ksym(v) for v in values]
     if kind is Kind.KSTACK:
@@ -171,12 +180,3 @@ def _sub(name: str, member: str) -> str:
 
 def _signed(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def _fit(value: int, ty: SizedType) -> int:
-    """An integer as its type holds it (a 64-bit slot holding an int32)."""
-    bits = ty.size * 8
-    value &= (1 << bits) - 1
-    if ty.signed and value >> (bits - 1):
-        value -= 1 << bits
-    return value

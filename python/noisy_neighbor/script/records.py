@@ -41,7 +41,8 @@ class RecordSplitter:
         records = np.ascontiguousarray(raw, dtype=np.uint8).reshape(-1, size)
         ids = records[:, :4].copy().view(np.uint32).reshape(-1)
         columns: dict[int, dict[str, np.ndarray]] = {}
-        for site_id in np.unique(ids).tolist():
+        # set(), not np.unique: its first call imports numpy.ma (20 ms of start-up)
+        for site_id in sorted(set(ids.tolist())):
             decoder = self.decoders.get(site_id)
             if decoder is None:
                 self.unknown += int((ids == site_id).sum())

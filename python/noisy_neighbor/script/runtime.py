@@ -39,6 +39,12 @@ def _is_keyless_count(info: Any) -> bool:
 _RING = "nn_events"
 #: How long a batch of records may wait in the host before Python sees it.
 BATCH_MS = 5.0
+#: Records in one batch at most, and batches waiting for Python at most:
+#: a reader that pauses for a second and more (a busy notebook, a slow
+#: terminal) loses nothing at a million records a second, in at most
+#: 128 x 16384 records of memory.
+BATCH_EVENTS = 16384
+PENDING_BATCHES = 128
 
 
 class Script(Lifecycle):
@@ -74,6 +80,8 @@ class Script(Lifecycle):
         )
         self.info = self.compiled.info
         self.source = Source(program, name)
+        options.setdefault("batch_events", BATCH_EVENTS)
+        options.setdefault("pending_batches", PENDING_BATCHES)
         self.plugin = self.compiled.plugin(cpid=cpid, batch_ms=BATCH_MS, **options)
         self.sink: Sink = sink_for(output, stream, keep=stream is None)
         self.keep_printf = keep_printf or stream is not None
@@ -124,8 +132,9 @@ class Script(Lifecycle):
         if not self.running:
             return
         # What came before END (and, after exit(), nothing more but what
-        # other CPUs had in flight: skipped), then END's own output.
-        self._drain(wait=True)
+        # other CPUs had in flight: skipped, so not waited for), then END's
+        # own output.
+        self._drain(wait=not self.exit_requested)
         self._skipping = False
         for name in self.compiled.end_programs:
             self.plugin.run(name)

@@ -42,8 +42,7 @@ class Sink:
         self.write(output_text.attached_probes_text(count))
 
     def printf(self, texts: Iterable[str], kind: str = "printf") -> None:
-        for text in texts:
-            self.write(text)
+        self.write("".join(texts))  # one write for a batch
 
     def map(self, snapshot: MapSnapshot, top: int = 0, div: int = 0) -> None:
         self.write(output_text.map_text(snapshot, top, div))
@@ -79,8 +78,7 @@ class JsonSink(Sink):
         self.write(output_json.attached_probes_json(count))
 
     def printf(self, texts: Iterable[str], kind: str = "printf") -> None:
-        for text in texts:
-            self.write(output_json.message_json(kind, text))
+        self.write("".join(output_json.message_json(kind, text) for text in texts))
 
     def map(self, snapshot: MapSnapshot, top: int = 0, div: int = 0) -> None:
         self.write(output_json.map_json(snapshot, top, div))
