@@ -75,6 +75,8 @@ def test_an_unknown_function_is_bpftraces_error_at_its_name() -> None:
         ("BEGIN { $x = count(); }", "count() should be assigned to a map"),
         ("nosuch:probe { }", "Invalid probe type: nosuch"),
         ("BEGIN { break; }", "break statement is not allowed outside a loop"),
+        ('BEGIN { printf("%d", @never_written); }', "Undefined map: @never_written"),
+        ("BEGIN { @[1] = 1; print(@[1]); }", "should not be indexed by a key"),
     ],
 )
 def test_bad_scripts_get_bpftraces_messages(program: str, message: str) -> None:
@@ -99,6 +101,12 @@ def test_types_are_named_as_bpftrace_names_them() -> None:
     assert names["@e"] == "(int64,string[4])"
     assert names["@f"] == "hist"
     assert names["@g"] == "string[16]"
+
+
+def test_a_variable_keeps_its_integers_size_and_a_map_holds_64_bits() -> None:
+    info = checked("BEGIN { $x = (uint8)255; $x++; @m = (uint8)1; }")
+    assert info.variables[0]["$x"].name == "unsigned int8"
+    assert info.maps["@m"].value is not None and info.maps["@m"].value.name == "unsigned int64"
 
 
 def test_operators_bind_as_in_c() -> None:

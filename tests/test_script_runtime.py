@@ -257,3 +257,39 @@ def test_no_program_of_a_script_stays_loaded() -> None:
         ours = _script_program_tags() - before
     assert ours, "the script's program was not listed while it ran"
     assert not ours & _script_program_tags()
+
+
+def test_stacks_symbolise_as_bpftrace_prints_them() -> None:
+    script = nn.bpftrace("profile:hz:99 { @[kstack] = count(); }")
+    script.run(seconds=1)
+    stacks = script.map("@")
+    assert len(stacks) >= 1
+    frames = [frame for stack in stacks.index for frame in stack]
+    # kernel frames as `function+offset`, the way bpftrace and bcc print them
+    assert frames and all("+" in f or f.startswith("0x") for f in frames)
+
+
+def test_a_uprobes_pointers_are_read_from_the_process() -> None:
+    script = nn.bpftrace(
+        "uretprobe:libc:getenv /pid == $1/ { @[str(retval)] = count(); }", os.getpid()
+    )
+    with script:
+        os.environ["NN_TEST_VALUE"] = "from-the-process"
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.getenv.restype = ctypes.c_char_p
+        for _ in range(3):
+            assert libc.getenv(b"NN_TEST_VALUE") == b"from-the-process"
+    assert script.map("@").to_dict().get("from-the-process") == 3
+
+
+def test_conditions_that_need_code_short_circuit() -> None:
+    script = nn.bpftrace(
+        'BEGIN { if (comm == "nomatch" || strncmp(comm, "nn", 2) == 0) { @y = 1; } '
+        'if (0 && str(0) == "x") { @n = 1; } @a = ntop(2, 0x0100007f); exit(); }'
+    )
+    script.run(seconds=10)
+    assert script.map("@y") == 1
+    assert "@n" in script.info.maps and len(script.snapshot("@n").entries) == 0
+    assert script.map("@a") == "127.0.0.1"

@@ -22,7 +22,7 @@ pub struct MapEntries {
 }
 
 /// The keys of a map that holds entries: every index of an array, the keys
-/// present of a hash or trie.
+/// present of a hash or trie, the stack ids a stack-trace map holds.
 pub fn list_keys<M: MapCore + ?Sized>(map: &M) -> Result<Vec<Vec<u8>>, HostError> {
     match map.map_type() {
         MapType::Array | MapType::PercpuArray => Ok((0..map.max_entries())
@@ -32,7 +32,8 @@ pub fn list_keys<M: MapCore + ?Sized>(map: &M) -> Result<Vec<Vec<u8>>, HostError
         | MapType::LruHash
         | MapType::PercpuHash
         | MapType::LruPercpuHash
-        | MapType::LpmTrie => {
+        | MapType::LpmTrie
+        | MapType::StackTrace => {
             // get_next_key restarts from the first key when the current one
             // was deleted meanwhile: a busy map can list a key twice.
             let mut seen = HashSet::new();

@@ -76,6 +76,8 @@ def builtin_type(checker: Checker, e: ast.Builtin) -> SizedType:
                 "'kfunc' probes"
                 + (" (try to use args->ret instead)" if provider == "tracepoint" else ""),
             )
+        if provider in _UPROBES:
+            return SizedType(ctx.retval.kind, ctx.retval.size, ctx.retval.signed, user=True)
         return ctx.retval
     if name == "args":
         if ctx.args is None:
@@ -97,6 +99,8 @@ def builtin_type(checker: Checker, e: ast.Builtin) -> SizedType:
                 e.loc,
                 f"The {name} builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes",
             )
+        if provider in _UPROBES:
+            return SizedType(Kind.INT, 8, False, user=True)  # addresses in the probed process
         if ctx.via_fentry and int(match.group(2)) >= ctx.nargs:
             raise checker.error(
                 e.loc,

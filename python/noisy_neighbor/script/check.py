@@ -185,9 +185,9 @@ class Checker(ExprChecker, CallChecker, ValueChecker):
         ``previous`` was: integers stay integers, strings grow to the longest,
         tuples field by field; anything else must match."""
         if previous is None:
-            if value.kind is Kind.INT:
-                return int_type(8, value.signed)
-            return value
+            if value.kind is Kind.INT and holder == "map":
+                return int_type(8, value.signed)  # map values are 64-bit
+            return value  # a variable keeps its integer's size (bpftrace's $x = (uint8)255)
         if previous.kind is Kind.INT and value.kind is Kind.INT:
             return previous
         if previous.kind is Kind.STRING and value.kind is Kind.STRING:

@@ -23,6 +23,8 @@ class CheckerBase:
     kernel: Kernel
     info: ProgramInfo
     has_child: bool
+    #: the first of the two passes, which learns the maps' types
+    tentative: bool
     context: ProbeContext | None
     variables: dict[str, SizedType]
     constants: dict[int, int]

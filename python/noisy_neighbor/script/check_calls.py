@@ -137,6 +137,8 @@ class CallChecker(CheckerBase):
             numbers = tuple(self.constant_int(arg, "print()") for arg in e.args[1:])
             self.site(e, "print_map", map=info.name, numbers=numbers)
             return none_type()
+        if isinstance(target, ast.Map):
+            raise self.error(e.loc, "The map passed to print() should not be indexed by a key")
         if len(e.args) > 1:
             raise self.error(e.loc, "Non-map print() only takes 1 argument")
         ty = self.printable(target)

@@ -5,6 +5,8 @@ follow the kernel's BTF, casts keep their size."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from . import ast
 from .builtins import builtin_type
 from .check_base import CheckerBase
@@ -95,6 +97,8 @@ class ExprChecker(CheckerBase):
     def map_read(self, e: ast.Map) -> SizedType:
         info = self.map_info(e)
         value = info.value
+        if value is None and not self.tentative:  # read, but never written anywhere
+            raise self.error(e.loc, f"Undefined map: {e.name}")
         if value is None:
             return int_type()
         if value.kind in (Kind.COUNT, Kind.SUM, Kind.MIN, Kind.MAX, Kind.AVG):
@@ -194,6 +198,8 @@ class ExprChecker(CheckerBase):
             target = operand.elem
             if target.kind is Kind.NONE:
                 raise self.error(e.loc, "Can not dereference a void pointer")
+            if operand.user and target.kind in (Kind.POINTER, Kind.RECORD, Kind.ARRAY):
+                return dataclasses.replace(target, user=True)  # still the process's memory
             return target
         raise self.error(e.loc, f"Can not dereference type {operand.name}")
 
@@ -247,8 +253,8 @@ class ExprChecker(CheckerBase):
                 e.loc,
                 f"Struct/union of type '{record.struct}' does not contain a field named '{e.name}'",
             )
-        if base.user and member.kind is Kind.POINTER:
-            return SizedType(member.kind, member.size, member.signed, member.elem, user=True)
+        if base.user and member.kind in (Kind.POINTER, Kind.RECORD, Kind.ARRAY):
+            return dataclasses.replace(member, user=True)  # inside user memory, still user memory
         return member
 
     def args_field(self, e: ast.Field) -> SizedType:

@@ -103,7 +103,16 @@ class CallWriter(WriterBase):
 
     def store_special(self, dest: str, ty: SizedType, e: ast.Expr) -> bool:
         """Writes struct-held call results (ntop, buf, usym, ustack, macaddr)
-        into ``dest``; False if ``e`` is not one."""
+        and builtins (``ustack``, a uprobe's ``func``) into ``dest``; False
+        if ``e`` is not one."""
+        if isinstance(e, ast.Builtin) and e.name in ("ustack", "func"):
+            if e.name == "ustack":
+                address = self.stack_id(True, ty.count or DEFAULT_STACK_DEPTH)
+            else:
+                address = f"PT_REGS_IP({_REGS})"
+            self.line(f"{dest}.address = {address};")
+            self.line(f"{dest}.pid = bpf_get_current_pid_tgid() >> 32;")
+            return True
         if not isinstance(e, ast.Call):
             return False
         args = e.args
@@ -145,9 +154,7 @@ class CallWriter(WriterBase):
         assert addr_ty is not None
         if len(args) == 2:
             self.line(f"{dest}.family = {self.value(args[0])};")
-        if (addr_ty.kind is Kind.INT and addr_ty.size <= 4) or (
-            addr_ty.kind is Kind.INT and len(args) == 1
-        ):
+        if addr_ty.kind is Kind.INT:  # an IPv4 address by value, as bpftrace takes it
             if len(args) == 1:
                 self.line(f"{dest}.family = 2;")
             v4 = self.temp("u32", init=f"(u32)({self.value(addr)})")

@@ -104,7 +104,7 @@ class ExprWriter(WriterBase):
             if not right_lines:
                 return f"((s64)(({left}) {op} ({right})))"
             result = self.temp("s64", init="0")
-            test = f"({left})" if op == "&&" else f"!({left})"
+            test = f"({left})" if op == "&&" else f"(!({left}))"
             self.line(f"if {test} {{")
             self.lines.extend(right_lines)
             self.line(f"\t{result} = !!({right});")

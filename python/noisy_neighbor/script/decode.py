@@ -5,9 +5,9 @@ print: integers, strings, tuples, and the values only user space can name
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import pwd
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -88,10 +88,11 @@ class Resolver:
 
 
 def _inet(family: int, raw: bytes) -> str:
+    """As inet_ntop writes it (``::ffff:127.0.0.1`` for a mapped IPv4)."""
     if family == 2:
-        return str(ipaddress.IPv4Address(raw[:4]))
+        return socket.inet_ntop(socket.AF_INET, raw[:4])
     if family == 10:
-        return str(ipaddress.IPv6Address(raw[:16]))
+        return socket.inet_ntop(socket.AF_INET6, raw[:16])
     return ""
 
 
@@ -134,8 +135,8 @@ def column_values(
     if kind in (Kind.USYM, Kind.USTACK):
         addresses = columns[_sub(name, "address")].tolist()
         pids = columns[_sub(name, "pid")].tolist()
-        if kind is Kind.USYM:
-            return [f"0x{a:x}" for a in addresses]
+        if kind is Kind.USYM:  # addresses, not yet symbolised (0 prints as bpftrace's 0)
+            return [f"0x{a:x}" if a else "0" for a in addresses]
         return [resolver.ustack(_signed(a), p, ty) for a, p in zip(addresses, pids, strict=True)]
     column = columns[name]
     if kind is Kind.STRING:

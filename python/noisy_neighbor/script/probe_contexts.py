@@ -99,7 +99,7 @@ def _describe(checker: Checker, context: ProbeContext, point: ast.AttachPoint) -
             if note not in checker.info.notes:
                 checker.info.notes.append(note)
     elif provider in ("uprobe", "uretprobe"):
-        context.section = f"{provider}/{spec.target}:{spec.func}"
+        context.section = f"{provider}/{_binary(spec.target)}:{spec.func}"
         if provider == "uretprobe":
             context.retval = int_type(8, False)
             context.retval_c = "PT_REGS_RC((struct pt_regs *)ctx)"
@@ -128,6 +128,27 @@ def _describe(checker: Checker, context: ProbeContext, point: ast.AttachPoint) -
         context.perf_event = {"type": provider, "event": events[spec.unit][0], "period": spec.count}
     else:
         raise UnknownProbe(f"{provider} probes are not supported")
+
+
+def _binary(target: str) -> str:
+    """A uprobe's binary: a path as given, or a library's name (``libc``,
+    ``libssl``) found as the dynamic linker finds it, as bpftrace does."""
+    if "/" in target:
+        return target
+    import subprocess
+
+    try:
+        listed = subprocess.run(
+            ["ldconfig", "-p"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        listed = ""
+    stem = target if target.startswith("lib") else f"lib{target}"
+    for line in listed.splitlines():
+        name, _, path = line.strip().partition(" => ")
+        if name.split(" ", 1)[0].startswith(f"{stem}.so") and path:
+            return path.strip()
+    raise UnknownProbe(f"uprobe target {target!r}: no such library or file (give its path)")
 
 
 def _fentry(checker: Checker, context: ProbeContext, func: str, exit_: bool) -> None:

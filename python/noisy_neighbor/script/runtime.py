@@ -359,10 +359,15 @@ class Script(Lifecycle):
         return map_frame(snap, info.key_names if info else (), resolve)
 
     def _read_stacks(self, user: bool, depth: int) -> dict[int, list[int]]:
+        """Every stack a stack map holds: its frames' addresses, innermost
+        first, up to the first empty slot."""
         view = self.plugin.map(f"nn_stack_{'u' if user else 'k'}_{depth}")
         out: dict[int, list[int]] = {}
         for key, frames in view.to_dict().items():
-            addresses = [int(a) for a in (frames if isinstance(frames, list) else [frames]) if a]
+            raw = frames if isinstance(frames, (bytes, bytearray)) else bytes(frames)
+            addresses = np.frombuffer(raw[: len(raw) // 8 * 8], dtype=np.uint64).tolist()
+            if 0 in addresses:
+                addresses = addresses[: addresses.index(0)]
             out[int(key)] = addresses
         return out
 

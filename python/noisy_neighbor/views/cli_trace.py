@@ -126,6 +126,8 @@ def _pid(text: str | None) -> int | None:
     pid = int(text)
     if not 1 <= pid <= PID_MAX:
         raise UsageError(f"ERROR: pid '{text}' out of valid pid range [1,{PID_MAX}]")
+    if _pid_gone(pid):
+        raise UsageError(f"ERROR: pid {pid}: No such process")
     return pid
 
 
@@ -298,6 +300,11 @@ def run_trace(args: argparse.Namespace) -> int:
     except UsageError as err:
         print(err, file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader went away (`| head`): done, as any filter would be
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
+        return 0
     finally:
         if out is not sys.stdout:
             out.close()
