@@ -175,6 +175,7 @@ def _info(out: TextIO) -> int:
     btf = os.path.exists("/sys/kernel/btf/vmlinux")
     kprobes = os.path.exists("/sys/bus/event_source/devices/kprobe")
     uprobes = os.path.exists("/sys/bus/event_source/devices/uprobe")
+    kfunc = btf and _kernel_loads_tracing_programs()
 
     def yes(flag: bool) -> str:
         return "yes" if flag else "no"
@@ -190,7 +191,7 @@ def _info(out: TextIO) -> int:
         f"  btf (depends on Build:libbpf): {yes(btf)}",
         "  Loop support: yes",
         "  probe_read_kernel: yes",
-        f"  kfunc: {yes(btf)}",
+        f"  kfunc: {yes(kfunc)}",
         "  send_signal: yes",
         "  get_current_cgroup_id: yes",
         "",
@@ -204,13 +205,31 @@ def _info(out: TextIO) -> int:
         "  ringbuf: yes",
         "",
         "Probe types",
-        f"  kprobe: {yes(kprobes)} (fentry stands in where it is missing)",
+        f"  kprobe: {yes(kprobes)}" + ("" if kprobes or not kfunc else " (fentry stands in)"),
         "  tracepoint: yes",
         "  perf_event: yes",
         f"  uprobe: {yes(uprobes)}",
     ]
     out.write("\n".join(lines) + "\n")
     return 0
+
+
+def _kernel_loads_tracing_programs() -> bool:
+    """Whether fentry/fexit programs load here (BPF trampolines): some
+    hardened kernels refuse the whole program type."""
+    import subprocess
+
+    try:
+        probed = subprocess.run(
+            ["bpftool", "feature", "probe", "kernel"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "eBPF program_type tracing is available" in probed
 
 
 class _Child:
