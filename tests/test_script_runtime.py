@@ -293,3 +293,20 @@ def test_conditions_that_need_code_short_circuit() -> None:
     assert script.map("@y") == 1
     assert "@n" in script.info.maps and len(script.snapshot("@n").entries) == 0
     assert script.map("@a") == "127.0.0.1"
+
+
+def test_user_stacks_and_functions_are_symbolised() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    with nn.bpftrace(
+        "uprobe:libc:getenv /pid == $1/ { @[ustack(2)] = count(); @f[func] = count(); }",
+        os.getpid(),
+    ) as script:
+        for _ in range(4):
+            libc.getenv(b"HOME")
+    functions = script.map("@f").to_dict()
+    assert sum(functions.values()) == 4
+    assert all("getenv" in name for name in functions), functions
+    frames = [frame for stack in script.map("@").index for frame in stack]
+    assert any("getenv+" in frame for frame in frames), frames

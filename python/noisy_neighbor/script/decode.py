@@ -17,6 +17,7 @@ import numpy as np
 
 from .output_text import Strftime
 from .types import Kind, SizedType
+from .usyms import UserSymbols
 
 __all__ = ["Resolver", "column_values"]
 
@@ -35,6 +36,7 @@ class Resolver:
     _users: dict[int, str] = field(default_factory=dict)
     #: CLOCK_REALTIME minus CLOCK_MONOTONIC (what bpf_ktime_get_ns counts)
     epoch_offset_ns: int = field(default_factory=lambda: time.time_ns() - time.monotonic_ns())
+    user_symbols: UserSymbols = field(default_factory=UserSymbols)
 
     def forget_stacks(self) -> None:
         self._stacks.clear()
@@ -61,7 +63,8 @@ class Resolver:
         addresses = self._stack(True, ty.count, stack_id)
         if addresses is None:
             return None
-        return [f"0x{address:x}" for address in addresses]
+        perf = ty.params[:1] == (1,)
+        return [self.user_symbols.frame(pid, address, perf) for address in addresses]
 
     def _stack(self, user: bool, depth: int, stack_id: int) -> list[int] | None:
         if stack_id < 0 or self.read_stacks is None:
@@ -135,8 +138,8 @@ def column_values(
     if kind in (Kind.USYM, Kind.USTACK):
         addresses = columns[_sub(name, "address")].tolist()
         pids = columns[_sub(name, "pid")].tolist()
-        if kind is Kind.USYM:  # addresses, not yet symbolised (0 prints as bpftrace's 0)
-            return [f"0x{a:x}" if a else "0" for a in addresses]
+        if kind is Kind.USYM:
+            return [resolver.user_symbols.usym(p, a) for a, p in zip(addresses, pids, strict=True)]
         return [resolver.ustack(_signed(a), p, ty) for a, p in zip(addresses, pids, strict=True)]
     column = columns[name]
     if kind is Kind.STRING:
