@@ -14,7 +14,8 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 cache=$repo/.cache/kernel-matrix
 kernels=${NN_KERNELS:-6.1 6.12}
 # Load and attach for both methods with accuracy against schedstat, streaming,
-# attribution, plugins, and nothing left loaded. User space runs 15-25x
+# attribution, plugins, a bpftrace script (kfunc and kprobe, and kprobe taken
+# as fentry, which this project's own VM cannot load), and nothing left loaded. User space runs 15-25x
 # slower under TCG: these take about 5 minutes per kernel.
 default_tests=(
   "tests/test_runq_probe.py::test_per_cgroup_wait_matches_schedstat"
@@ -22,6 +23,8 @@ default_tests=(
   "tests/test_stream.py::test_streamed_events_reconcile_with_histograms"
   "tests/experiments/test_neighbor_experiment.py"
   "tests/test_plugin.py::test_ring_buffer_records_are_decoded_into_typed_columns"
+  "tests/test_script_runtime.py::test_reads_counted_through_fentry_and_kprobe_alike"
+  "tests/test_script_runtime.py::test_each_exec_of_a_known_binary_is_counted_once"
 )
 tests=${NN_MATRIX_TESTS:-$(IFS=,; echo "${default_tests[*]}")}
 

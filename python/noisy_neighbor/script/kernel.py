@@ -168,4 +168,8 @@ class Kernel:
 
     @cached_property
     def has_kprobes(self) -> bool:
+        """Whether kprobes exist here; NN_KPROBES_AS_FENTRY=1 says no, so
+        tests can take the fentry path on kernels that have both."""
+        if os.environ.get("NN_KPROBES_AS_FENTRY") == "1":
+            return False
         return os.path.exists("/sys/bus/event_source/devices/kprobe")
