@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -132,11 +133,13 @@ def test_reads_counted_through_fentry_and_kprobe_alike(
         monkeypatch.setenv("NN_KPROBES_AS_FENTRY", "1")
     path = tmp_path / "data"
     path.write_bytes(b"a" * 4096)
-    me = os.getpid()
+    # This thread only: while the three probes attach one after another, the
+    # host's own thread reads sysfs, which the first attached would count.
+    me = threading.get_native_id()
     program = (
-        f"kfunc:vfs_read /pid == {me}/ {{ @f = count(); }} "
-        f"kprobe:vfs_read /pid == {me}/ {{ @k = count(); }} "
-        f"kretfunc:vfs_read /pid == {me}/ {{ @bytes = sum(retval); }}"
+        f"kfunc:vfs_read /tid == {me}/ {{ @f = count(); }} "
+        f"kprobe:vfs_read /tid == {me}/ {{ @k = count(); }} "
+        f"kretfunc:vfs_read /tid == {me}/ {{ @bytes = sum(retval); }}"
     )
     kprobes = os.path.exists("/sys/bus/event_source/devices/kprobe") and not kprobes_as_fentry
     if not _kernel_loads_fentry():

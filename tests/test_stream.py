@@ -65,7 +65,11 @@ def test_streamed_events_reconcile_with_histograms(cgroup_factory, method: str) 
         mine = events["cgroup_id"] == cgroup.id
         ours = events["latency_ns"][mine]
         hist = hists[cgroup.id]
-        assert len(ours) == hist.count > 100
+        # Enough waits for the sums below to mean something: a pinned hog
+        # waits a few hundred times in 2 s natively, but under the kernel
+        # matrix's emulation (TCG, 15-25x slower) about a hundred, and a
+        # window of 98 has been seen there.
+        assert len(ours) == hist.count > 20
         # Wall-clock waits in the stream and the buckets; the kernel's own
         # account beside them, each event saying how far the two differ.
         assert int(ours.sum()) == hist.wall_ns
