@@ -107,6 +107,8 @@ class Map(Expr):
 class Call(Expr):
     name: str
     args: list[Expr] = field(default_factory=list)
+    #: the name's own location: bpftrace points there for an unknown function
+    name_loc: Location | None = None
 
 
 @dataclass(eq=False)

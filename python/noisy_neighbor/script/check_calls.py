@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from . import ast
 from .check_base import CheckerBase
-from .diagnostics import Location
 from .program_info import MapInfo, Site, expression_name
 from .types import Kind, SizedType, int_type, none_type
 
@@ -43,8 +42,7 @@ class CallChecker(CheckerBase):
             raise self.error(e.loc, f"{name}() is an unsafe function being used in safe mode")
         handler = getattr(self, f"call_{name}", None)
         if handler is None:
-            at = Location(e.loc.line, e.loc.column, e.loc.column + len(name))  # as bpftrace points
-            raise self.error(at, f"Unknown function: {name}")
+            raise self.error(e.name_loc or e.loc, f"Unknown function: {name}")
         return handler(e)
 
     def site(self, e: ast.Call, kind: str, **fields) -> Site:

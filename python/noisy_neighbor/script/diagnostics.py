@@ -21,16 +21,24 @@ __all__ = ["Diagnostic", "Location", "Source", "fail"]
 @dataclass(frozen=True)
 class Location:
     """Where a node is: 1-based line and column of its first character, and
-    the column just after its last one (on its first line)."""
+    the column just after its last one, on ``end_line`` (0: the same line)."""
 
     line: int
     column: int
     end_column: int
+    end_line: int = 0
+
+    @property
+    def last_line(self) -> int:
+        return self.end_line or self.line
 
     def span(self, other: Location) -> Location:
-        """From this node's start to ``other``'s end (on this line)."""
-        end = other.end_column if other.line == self.line else self.end_column
-        return Location(self.line, self.column, max(end, self.column + 1))
+        """From this node's start to ``other``'s end."""
+        if other.last_line == self.line:
+            return Location(self.line, self.column, max(other.end_column, self.column + 1))
+        if other.last_line < self.line:
+            return self
+        return Location(self.line, self.column, other.end_column, other.last_line)
 
 
 @dataclass(frozen=True)
@@ -57,14 +65,20 @@ class Diagnostic:
         if self.location is None:
             return f"{self.severity}: {self.message}"
         loc = self.location
+        where = f"{self.source.name}:{loc.line}"
+        if loc.last_line > loc.line:
+            # bpftrace names only the lines of a node that spans several
+            return f"{where}-{loc.last_line}: {self.severity}: {self.message}"
+        header = f"{where}:{loc.column}-{loc.end_column}: {self.severity}: {self.message}"
         line = self.source.line(loc.line)
-        width = max(loc.end_column - loc.column, 1)
-        # bpftrace keeps tabs in the caret line so it lines up under the source.
-        lead = "".join(c if c == "\t" else " " for c in line[: loc.column - 1])
-        return (
-            f"{self.source.name}:{loc.line}:{loc.column}-{loc.column + width}: "
-            f"{self.severity}: {self.message}\n{line}\n{lead}{'~' * width}"
+        if not line:
+            return header
+        # bpftrace prints a tab as four spaces, in the line and under it
+        marks = "".join(
+            (" " if x < loc.column - 1 else "~") * (4 if c == "\t" else 1)
+            for x, c in enumerate(line[: loc.end_column - 1])
         )
+        return f"{header}\n{line.replace(chr(9), '    ')}\n{marks}"
 
 
 def fail(source: Source, location: Location | None, message: str) -> ScriptError:

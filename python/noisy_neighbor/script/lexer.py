@@ -39,12 +39,14 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "'": "'", "a"
 class Token:
     """``kind`` is ``ident``, ``map``, ``var``, ``param``, ``int``, ``string``,
     ``punct`` or ``eof``; ``text`` is as written, ``value`` the decoded
-    value of an int or string."""
+    value of an int or string; ``offset`` is where the text starts (``loc``
+    may start earlier, see :meth:`Lexer.token_location`)."""
 
     kind: str
     text: str
     loc: Location
     value: object = None
+    offset: int = 0
 
     def is_(self, text: str) -> bool:
         return self.kind == "punct" and self.text == text
@@ -55,6 +57,10 @@ class Lexer:
         self.source = source
         self.text = text
         self.pos = 0
+        # bpftrace's lexer starts a new location only at whitespace (its
+        # `loc.step()`): a token right after another one, as `pdi` in
+        # `printf("%d\n",pdi)`, is located from the first of them.
+        self.step = 0
         # start offset of each line, for locations
         self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
 
@@ -66,6 +72,19 @@ class Lexer:
         end_line = self._line_of(max(end - 1, start))
         end_column = end - self._line_starts[line - 1] + 1 if end_line == line else column + 1
         return Location(line, column, max(end_column, column + 1))
+
+    def token_location(self, start: int, end: int) -> Location:
+        """Where bpftrace 0.17 says a token from ``start`` to ``end`` is:
+        from the end of the last whitespace before it (``loc.step()`` runs
+        only there), so it can begin at an earlier token; at the end of the
+        text after whitespace, it is empty."""
+        begin = min(self.step, start)
+        line = self._line_of(begin)
+        column = begin - self._line_starts[line - 1] + 1
+        end_line = self._line_of(max(end - 1, begin))
+        if end_line == line:
+            return Location(line, column, max(end - self._line_starts[line - 1] + 1, column))
+        return Location(line, column, end - self._line_starts[end_line - 1] + 1, end_line)
 
     def _line_of(self, offset: int) -> int:
         lo, hi = 0, len(self._line_starts)
@@ -82,7 +101,7 @@ class Lexer:
         while True:
             match = _SPACE.match(text, self.pos)
             if match:
-                self.pos = match.end()
+                self.pos = self.step = match.end()
             if text.startswith("//", self.pos):
                 newline = text.find("\n", self.pos)
                 self.pos = len(text) if newline < 0 else newline
@@ -91,6 +110,9 @@ class Lexer:
                 if close < 0:
                     where = self.location(self.pos, self.pos + 2)
                     raise fail(self.source, where, "unterminated comment")
+                newline = text.rfind("\n", self.pos, close)
+                if newline >= 0:
+                    self.step = newline + 1
                 self.pos = close + 2
             else:
                 return
@@ -105,7 +127,7 @@ class Lexer:
         self.skip_space()
         text, start = self.text, self.pos
         if start >= len(text):
-            return Token("eof", "", self.location(start, start + 1))
+            return Token("eof", "", self.token_location(start, start), offset=start)
         c = text[start]
         if c == '"':
             return self._string(start)
@@ -132,7 +154,7 @@ class Lexer:
 
     def _token(self, kind: str, end: int, value: object = None) -> Token:
         start, self.pos = self.pos, end
-        return Token(kind, self.text[start:end], self.location(start, end), value)
+        return Token(kind, self.text[start:end], self.token_location(start, end), value, start)
 
     def _int(self, start: int) -> Token:
         match = _INT.match(self.text, start)
@@ -197,7 +219,8 @@ class Lexer:
                     f"invalid escape character '\\{escape}'",
                 )
         self.pos = i + 1
-        return Token("string", text[start : i + 1], self.location(start, i + 1), "".join(chars))
+        location = self.token_location(start, i + 1)
+        return Token("string", text[start : i + 1], location, "".join(chars), start)
 
     # -- probe headers ------------------------------------------------------------
 
@@ -224,7 +247,7 @@ class Lexer:
                 self.source, self.location(start, start + 1), f"syntax error, unexpected {c}"
             )
         self.pos = i
-        return Token("attach", text[start:i], self.location(start, i))
+        return Token("attach", text[start:i], self.location(start, i), offset=start)
 
     def raw_until_semicolon_after_braces(self) -> Token:
         """A C definition at the top of a script (``struct x { ... };``):

@@ -82,7 +82,7 @@ class Parser:
             self._peeked = None
 
     def _offset_of(self, token: Token) -> int:
-        return self.lexer._line_starts[token.loc.line - 1] + token.loc.column - 1
+        return token.offset
 
     # -- program ----------------------------------------------------------------------
 
@@ -245,7 +245,7 @@ class Parser:
 
     def _cast_ahead(self) -> bool:
         """After a ``(``: does a type follow (a cast), not an expression?"""
-        save_pos, save_peek = self.lexer.pos, self._peeked
+        save_pos, save_step, save_peek = self.lexer.pos, self.lexer.step, self._peeked
         try:
             self.take()
             first = self.take()
@@ -260,7 +260,7 @@ class Parser:
         except Exception:
             return False
         finally:
-            self.lexer.pos, self._peeked = save_pos, save_peek
+            self.lexer.pos, self.lexer.step, self._peeked = save_pos, save_step, save_peek
 
     def type_spec(self) -> ast.TypeSpec:
         first = self.take()
@@ -329,8 +329,6 @@ class Parser:
             elems = self.expr_list(")")
             close = self.take()
             if len(elems) == 1 and not self._trailing_comma:
-                # the parentheses belong to the expression, as bpftrace points at them
-                elems[0].loc = token.loc.span(close.loc)
                 return elems[0]
             return ast.Tuple(token.loc.span(close.loc), elems)
         if kind == "ident":
@@ -364,7 +362,7 @@ class Parser:
             self.take()
             args = self.expr_list(")")
             end = self.take()
-            return ast.Call(token.loc.span(end.loc), name, args)
+            return ast.Call(token.loc.span(end.loc), name, args, token.loc)
         if name in self.macros and name not in self._expanding:
             return self.expand_macro(token)
         return ast.Builtin(token.loc, name)
