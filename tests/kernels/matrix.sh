@@ -152,7 +152,16 @@ for series in $kernels; do
     END { printf "sched_info %.4f%%, wakeup %.4f%%", w["sched_info"], w["wakeup"] }')
   result=$(sed -n 's/^NN-MATRIX-RESULT //p' "$log" | tr -d '\r')
   grep -aE '^[0-9]+ (passed|failed)|^=+ .*(passed|failed)' "$log" | tail -1 || true
-  if [ "$result" = 0 ]; then verdict="passed$crashed"; else verdict="FAILED (${result:-no result})$crashed"; status=1; fi
+  if [ "$result" = 0 ]; then
+    verdict="passed$crashed"
+  else
+    verdict="FAILED (${result:-no result})$crashed"
+    status=1
+    # CI keeps only what is printed: the guest's last words, with the test
+    # that was running and any stacks the guest's faulthandler dumped.
+    echo "== $version: the end of its console ($log):"
+    tr -d '\r' < "$log" | tail -60 | sed 's/^/   | /'
+  fi
   summary+=("$version | $plan | $accuracy | $verdict | ${seconds}s")
 done
 echo
