@@ -25,6 +25,7 @@ from ._native import __version__
 from .analysis import Collection, collect, load, report
 from .analysis.history import history
 from .errors import (
+    AgentUnavailableError,
     AttachError,
     BtfUnavailableError,
     CgroupNotFoundError,
@@ -45,12 +46,15 @@ from .errors import (
 )
 from .host import EventBatch, Log2Histogram, MapView, PerfEvent, Plugin
 from .names import CgroupInfo, CgroupResolver, CgroupTree, find_cgroup2_mount, resolve_cgroup
+from .remote import AgentClient, connect
 from .runq import CgroupHistogram, NoisyNeighborReport, RunqProbe, Thresholds, Verdict
 from .script import Script, bpftrace
 from .views import live_view as live
 from .views import load_ipython_extension, plots
 
 __all__ = [
+    "AgentClient",
+    "AgentUnavailableError",
     "AttachError",
     "BtfUnavailableError",
     "CgroupHistogram",
@@ -86,6 +90,7 @@ __all__ = [
     "__version__",
     "bpftrace",
     "collect",
+    "connect",
     "find_cgroup2_mount",
     "history",
     "live",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "AgentUnavailableError",
     "AttachError",
     "BtfUnavailableError",
     "CgroupNotFoundError",
@@ -89,6 +90,20 @@ class ClangNotFoundError(NoisyNeighborError, FileNotFoundError):
 
 class PluginCompileError(NoisyNeighborError):
     """clang rejected a plugin's C source; the message holds its diagnostics."""
+
+
+class AgentUnavailableError(NoisyNeighborError, ConnectionError):
+    """The node agent's socket cannot serve this client: no agent, a socket
+    this user may not use, or an agent of another protocol version."""
+
+
+class AgentRequestError(NoisyNeighborError):
+    """The node agent answered a request with an error (``kind``: why,
+    e.g. ``"script"`` for a script that does not compile or load)."""
+
+    def __init__(self, message: str, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class ScriptError(NoisyNeighborError, ValueError):

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..analysis.intervals import Reading
 from ..runq.histogram import CgroupHistogram
 from ..runq.probe import RunqProbe
+from ..runq.reading import Reading
 from ..runq.throttling import ThrottleBaseline
 from ..runq.verdicts import NoisyNeighborReport, Thresholds
 from ..runq.wire import IDLE, UNTRACKED, Blame, SwitchOuts

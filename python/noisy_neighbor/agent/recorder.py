@@ -11,8 +11,8 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..analysis.history import COLUMNS, HOUR_FORMAT, hour_file, parts_dir
-from ..analysis.intervals import Reading
 from ..errors import NoisyNeighborError
+from ..runq.reading import Reading
 from ..runq.throttling import ThrottleBaseline
 
 if TYPE_CHECKING:

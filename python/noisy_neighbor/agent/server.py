@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ..analysis.intervals import Reading
 from ..errors import NoisyNeighborError
 from ..runq.probe import RunqProbe
+from ..runq.reading import Reading
 from ..runq.throttling import ThrottleReader
 from .exposition import OPENMETRICS, content_type_for, render
 from .ledger import Ledger
@@ -62,6 +62,14 @@ class AgentOptions:
     record: str | None = None
     record_interval: float = 10.0
     retain_hours: float = 24.0
+    #: a Unix socket for local clients (None: none), its group, and the group
+    #: that may load programs through it (None: nobody)
+    socket: str | None = None
+    socket_group: str = "noisy-neighbor"
+    allow_programs: str | None = None
+    #: batches a socket client's stream may have waiting before the newest
+    #: are dropped for it (counted and reported to it)
+    stream_queue_batches: int = 256
 
 
 class Agent:
@@ -219,14 +227,34 @@ def serve(options: AgentOptions, *, out: Any = None) -> int:
             f"cannot listen on {options.host}:{options.port}: {err.strerror or err} "
             "(another agent on that port? pick another --listen)"
         ) from None
+    sockets = None
     try:
         with _stopping_on([signal.SIGTERM, signal.SIGINT]) as stop:
             agent.start()
+            if options.socket:
+                from .socket_server import SocketServer
+                from .streams import StreamHub
+
+                hub = StreamHub(
+                    options.method,
+                    options.max_cgroups,
+                    queue_batches=options.stream_queue_batches,
+                )
+                sockets = SocketServer(
+                    agent.probe,
+                    agent.lock,
+                    hub,
+                    options.socket,
+                    options.socket_group,
+                    options.allow_programs,
+                )
+                sockets.start()
             host, port = str(server.server_address[0]), int(server.server_address[1])
             shown = f"[{host}]" if ":" in str(host) else host
+            local = f", local clients on {options.socket}" if options.socket else ""
             print(
                 f"noisy-neighbor serve: http://{shown}:{port}/metrics ({agent.probe.method} "
-                f"method, verdicts over {options.window:g} s); SIGTERM or Ctrl-C stops",
+                f"method, verdicts over {options.window:g} s{local}); SIGTERM or Ctrl-C stops",
                 file=out,
                 flush=True,
             )
@@ -235,6 +263,8 @@ def serve(options: AgentOptions, *, out: Any = None) -> int:
                 agent.tick()
             server.shutdown()
     finally:
+        if sockets is not None:
+            sockets.close()
         agent.stop()
         server.server_close()
     return 0

@@ -19,7 +19,6 @@ from ..checks import check_seconds
 from ..errors import CollectionFileError
 from ..host.lifecycle import interrupt_stops
 from ..runq.histogram import CgroupHistogram
-from ..runq.probe import RunqProbe
 from ..runq.wire import EVENT_DTYPES, IDLE, RUNQ_EVENT_FIELDS, UNTRACKED
 from ..units import format_ns
 
@@ -54,6 +53,8 @@ class Collection:
     #: saved with the events, so a file opened after the cgroups are gone, or
     #: on another machine, still names them.
     names: dict[int, str] = field(default_factory=dict)
+    #: Where the waits came from: a probe in this process, or the node agent.
+    source: str = ""
 
     def name_of(self, cgroup_id: int) -> str:
         """The name a cgroup had during the collection."""
@@ -89,6 +90,7 @@ class Collection:
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "method": self.method,
+            "source": self.source,
             "stats": self.stats,
             "histograms": [
                 {
@@ -123,7 +125,8 @@ class Collection:
         lost = {k: v for k, v in self.stats.items() if k.startswith(("dropped", "failed")) and v}
         return (
             f"<p><b>Collection</b>: {n:,} waits over {self.seconds:.1f} s "
-            f"({self.method} method), {len(self.histograms)} cgroups; "
+            f"({self.method} method{', from ' + self.source if self.source else ''}), "
+            f"{len(self.histograms)} cgroups; "
             f"losses: {lost or 'none'}</p>"
             "<table><tr><th>cgroup</th><th>waits</th><th>total wait</th><th>p99</th></tr>"
             f"{rows}</table>"
@@ -187,6 +190,7 @@ def load(path: str | os.PathLike[str]) -> Collection:
         method=meta["method"],
         cgroup_paths={int(k): v for k, v in meta["cgroup_paths"].items()},
         names={int(k): v for k, v in meta.get("names", {}).items()},
+        source=meta.get("source", ""),
     )
 
 
@@ -213,25 +217,38 @@ def collect(
     *,
     cgroups: list[str | int] | None = None,
     progress: bool = True,
+    via: str = "auto",
+    socket: str | None = None,
     **probe_options: Any,
 ) -> Collection:
     """Streams every run-queue wait for ``seconds`` (Ctrl-C ends it early,
     keeping every wait batched so far) and
     returns them with the histograms. ``probe_options`` go to
     :class:`RunqProbe` (``method``, ``rate_limit_ns``, ``ring_buffer_bytes``...).
-    Shows a progress bar (tqdm, notebook-aware) unless ``progress=False``."""
+    Shows a progress bar (tqdm, notebook-aware) unless ``progress=False``.
+
+    ``via``: ``"probe"`` loads a probe in this process (root, or CAP_BPF and
+    CAP_PERFMON); ``"agent"`` reads the node agent's over its socket
+    (``socket``, default ``/run/noisy-neighbor/agent.sock``), for users who
+    are not root; ``"auto"`` (the default) chooses the probe when this
+    process may load one. ``Collection.source`` says which was used."""
     import pandas as pd
+
+    from ..remote.via import runq_source
 
     seconds = check_seconds("seconds", seconds)
     probe_options.setdefault("batch_ms", 100.0)
     parts: list[dict[str, np.ndarray]] = []
     bar = None
+    source, via_phrase = runq_source(
+        via, socket=socket, stream=True, cgroups=cgroups, **probe_options
+    )
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=round(seconds, 1), unit="s", desc="collecting", leave=False)
     start = dt.datetime.now(dt.timezone.utc)
-    with RunqProbe(stream=True, cgroups=cgroups, **probe_options) as probe:
+    with source as probe:
         began = time.monotonic()
         shown = 0.0
         # Ctrl-C stops the probe (no KeyboardInterrupt): the loop ends, and
@@ -266,4 +283,5 @@ def collect(
         method=probe.method,
         cgroup_paths={cid: h.last_known_path for cid, h in histograms.items()},
         names=_names_now(histograms, events),
+        source=via_phrase,
     )

@@ -108,6 +108,7 @@ class RunqProbe(Lifecycle):
         rate_limit_ns: int | None = None,
         pending_batches: int = 16,
         attribution: bool = False,
+        filter_capacity: int | None = None,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
@@ -142,6 +143,12 @@ class RunqProbe(Lifecycle):
                 f"write cgroups=[{cgroups!r}]"
             )
         self._cgroups = None if cgroups is None else list(cgroups)
+        #: Room for cgroups added to the filter while running (refilter()).
+        self._filter_capacity = (
+            None
+            if filter_capacity is None
+            else check_int("filter_capacity", filter_capacity, 1, MAX_CGROUPS)
+        )
         if self._cgroups == []:
             raise ValueError("cgroups=[] would measure nothing: pass None for every cgroup")
         self._throttle_baseline: ThrottleBaseline | None = None
@@ -177,7 +184,7 @@ class RunqProbe(Lifecycle):
             "last_event_ns": self.max_cgroups,
             "runq_blame": 4 * self.max_cgroups,  # a few culprits per cgroup
             "switch_outs": self.max_cgroups,
-            "cgroup_filter": max(1, len(cgroup_ids or ())),
+            "cgroup_filter": max(1, len(cgroup_ids or ()), self._filter_capacity or 0),
         }
         if self.stream:
             max_entries[wire.EVENTS_RING] = self._cpu_ring_bytes
@@ -208,6 +215,29 @@ class RunqProbe(Lifecycle):
         self._started_at = time.monotonic()
         self._stopped_at = None
         return self
+
+    @property
+    def filtered(self) -> bool:
+        """Whether the probe measures only chosen cgroups (``cgroups=``)."""
+        return self._cgroups is not None
+
+    def refilter(self, cgroup_ids: Iterable[int]) -> None:
+        """Measures these cgroups from now on, and no others, without
+        reloading (a probe created with ``cgroups=``; ``filter_capacity``
+        bounds how many). How the agent follows its subscribers."""
+        plugin = self._started()
+        if self._cgroups is None:
+            raise ProbeStateError(
+                "this probe measures every cgroup: create it with cgroups=[...] to refilter"
+            )
+        wanted = {check_int("a cgroup id", c, 1, 2**64 - 1) for c in cgroup_ids}
+        if not wanted:
+            raise ValueError("refilter([]) would measure nothing")
+        present = set(plugin.map("cgroup_filter").to_dict())
+        if present - wanted:
+            plugin.delete("cgroup_filter", sorted(present - wanted))
+        if wanted - present:
+            plugin.update("cgroup_filter", dict.fromkeys(sorted(wanted - present), 1))
 
     def stop(self) -> None:
         """Detaches and unloads the probe. Readings and batches already made

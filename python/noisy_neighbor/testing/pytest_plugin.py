@@ -31,14 +31,12 @@ from typing import Any, Callable
 
 import pytest
 
+from ..host.privileges import bpf_unavailable_reason
 from ..runq.histogram import CgroupHistogram
 from ..runq.probe import RunqProbe
 from .workloads import CPU_HOG, TestCgroup
 
 __all__ = ["bpf_unavailable_reason"]
-
-# include/uapi/linux/capability.h
-_CAP_SYS_ADMIN, _CAP_PERFMON, _CAP_BPF = 21, 38, 39
 
 # Every cgroup the fixtures made and have not removed yet: the last line of
 # cleanup if teardown never runs (Ctrl-C during a test, a crash of pytest).
@@ -46,21 +44,6 @@ _LIVE_CGROUPS: dict[int, TestCgroup] = {}
 # The cgroups each test made, for the summary of its experiment.
 _CGROUPS_KEY = pytest.StashKey[list[TestCgroup]]()
 _SUMMARY_KEY = pytest.StashKey[list[tuple[str, list[tuple[TestCgroup, CgroupHistogram]]]]]()
-
-
-def bpf_unavailable_reason() -> str | None:
-    """Why this process cannot load BPF and create cgroups, or None if it can."""
-    with open("/proc/self/status") as f:
-        caps = next((int(line.split()[1], 16) for line in f if line.startswith("CapEff:")), 0)
-
-    def has(cap: int) -> bool:
-        return bool(caps & (1 << cap))
-
-    if not (has(_CAP_SYS_ADMIN) or (has(_CAP_BPF) and has(_CAP_PERFMON))):
-        return "needs root or CAP_BPF+CAP_PERFMON"
-    if not os.path.exists("/sys/kernel/btf/vmlinux"):
-        return "the kernel has no BTF (/sys/kernel/btf/vmlinux)"
-    return None
 
 
 def _require_bpf() -> bool:

@@ -4,9 +4,11 @@ is :mod:`noisy_neighbor.agent`)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 
 from ..agent import AgentOptions, serve
+from ..agent.socket_server import DEFAULT_SOCKET, DEFAULT_SOCKET_GROUP
 from ..runq.probe import METHODS
 from .cli_args import listen_address, positive_float, positive_int
 
@@ -102,9 +104,44 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
         metavar="H",
         help="hours of recording kept (default 24)",
     )
+    serve_cmd.add_argument(
+        "--socket",
+        nargs="?",
+        const=DEFAULT_SOCKET,
+        default=None,
+        metavar="PATH",
+        help=f"also serve readings and event streams to local users on a Unix socket "
+        f"(default path {DEFAULT_SOCKET}; mode 0660)",
+    )
+    serve_cmd.add_argument(
+        "--socket-group",
+        default=DEFAULT_SOCKET_GROUP,
+        metavar="GROUP",
+        help=f"the group whose members may use the socket (default {DEFAULT_SOCKET_GROUP})",
+    )
+    serve_cmd.add_argument(
+        "--allow-programs",
+        default=None,
+        metavar="GROUP",
+        help="also let this group load bpftrace scripts through the socket: root-equivalent "
+        "for reading kernel memory (off by default)",
+    )
+    serve_cmd.add_argument(
+        "--stream-queue",
+        type=positive_int,
+        default=256,
+        metavar="N",
+        help="batches a socket client's stream may have waiting before newer ones are "
+        "dropped for that client alone, counted and reported to it (default 256, ~13 s)",
+    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    # Warnings on stderr (the journal, under systemd); and who used the
+    # socket and for what, one line per request, for whoever audits it.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("noisy_neighbor.agent.socket_server", "noisy_neighbor.agent.streams"):
+        logging.getLogger(name).setLevel(logging.INFO)
     host, port = args.listen
     return serve(
         AgentOptions(
@@ -119,5 +156,9 @@ def run_serve(args: argparse.Namespace) -> int:
             record=args.record,
             record_interval=args.record_interval,
             retain_hours=args.retain_hours,
+            socket=args.socket,
+            socket_group=args.socket_group,
+            allow_programs=args.allow_programs,
+            stream_queue_batches=args.stream_queue,
         )
     )
