@@ -70,7 +70,15 @@ PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("
 rust-test: $(STAMPS)/venv
 	PYO3_PYTHON=$(abspath $(PY)) LD_LIBRARY_PATH=$(PY_LIBDIR) cargo test --quiet
 
-py-test: build
+# Apache Arrow's JavaScript library, for the test's client of the agent's
+# socket in another language than Python (tests/clients/).
+$(STAMPS)/node-client: tests/clients/package-lock.json $(STAMPS)/deps
+	@command -v npm >/dev/null || { echo "installing nodejs and npm"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	npm ci --prefix tests/clients --no-audit --no-fund --silent
+	@touch $@
+
+py-test: build $(STAMPS)/node-client
 	$(PY) -m pytest
 
 test: lint rust-test py-test

@@ -344,3 +344,42 @@ def test_a_stalled_stream_loses_only_its_own_events(agent, cgroup_factory) -> No
     told = _drain(stalled)
     stalled.close()
     assert told["dropped_events"] > 0 and told["dropped_batches"] > 0
+
+
+def test_a_client_in_another_language_reads_the_wire(agent, cgroup_factory) -> None:
+    """Node.js with Apache Arrow's own library, none of this package: the
+    wire is Arrow IPC, not a format of ours."""
+    client = REPO / "tests" / "clients"
+    node = shutil.which("node")
+    if node is None or not (client / "node_modules" / "apache-arrow").is_dir():
+        pytest.fail("the Node.js client needs node and its packages: run `make deps py-test`")
+    worker = cgroup_factory("from-node")
+    worker.run(WORKER, cpus=[CPU])
+    time.sleep(0.5)
+    done = subprocess.run(
+        [node, str(client / "read_agent.mjs"), agent.socket, str(worker.id), "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    # The reading named the worker's cgroup with its waits so far, and the
+    # stream brought the worker's waits (about 500 a second) and its counters.
+    assert seen["reading"][str(worker.id)] > 0
+    assert seen["streamed"] > 100
+    assert seen["counters"]["dropped_events"] == 0
+
+
+def test_the_live_view_and_latency_read_a_client_as_a_probe(agent, cgroup_factory, capsys) -> None:
+    worker = cgroup_factory("live")
+    worker.run(WORKER, cpus=[CPU])
+    with nn.connect(agent.socket) as client:
+        time.sleep(1)
+        hist = client.latency(worker)
+        assert hist.count > 0 and hist.cgroup_id == worker.id
+        assert client.latency(cgroup_factory("idle")).count == 0  # never waited: empty
+    # Outside a notebook the live view prints each interval's table.
+    nn.live(nn.connect(agent.socket), interval=0.5, count=2)
+    printed = capsys.readouterr().out
+    assert printed.count("run-queue latency, ") == 2

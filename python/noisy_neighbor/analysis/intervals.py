@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from ..remote.client import AgentClient
 from ..runq.probe import RunqProbe
 from ..runq.reading import Reading
 from ..runq.throttling import ThrottleBaseline
@@ -18,7 +19,9 @@ class IntervalReports:
     """``next()`` gives the report of the interval since the last call (or
     since construction). The probe needs ``attribution=True``."""
 
-    def __init__(self, probe: RunqProbe, thresholds: Thresholds | None = None) -> None:
+    def __init__(
+        self, probe: RunqProbe | AgentClient, thresholds: Thresholds | None = None
+    ) -> None:
         self.probe = probe
         self.thresholds = thresholds
         self._start_interval()

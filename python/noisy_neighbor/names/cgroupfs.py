@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import CgroupNotFoundError
 
@@ -224,6 +225,13 @@ class CgroupTree:
     def id_of(self, path: str) -> int:
         """Cgroup id of a path relative to the mount (or absolute under it)."""
         return os.stat(self.locate(path)[1]).st_ino
+
+    def id_of_any(self, cgroup: Any) -> int:
+        """Cgroup id of a path, an id, or an object with an ``id`` (a
+        :class:`~noisy_neighbor.testing.TestCgroup`)."""
+        if isinstance(cgroup, str):
+            return self.id_of(cgroup)
+        return int(getattr(cgroup, "id", cgroup))
 
     def subtree_ids(self, path: str) -> list[int]:
         """Ids of a cgroup and every cgroup below it, as they exist now."""

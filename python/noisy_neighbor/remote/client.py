@@ -204,6 +204,23 @@ class AgentClient(Lifecycle):
         hists = self._window().hists
         return {cid: h for cid, h in hists.items() if h.count}
 
+    def latency(self, cgroup: Any) -> CgroupHistogram:
+        """One cgroup's histogram in this window, given as an object with an
+        ``id`` (a :class:`~noisy_neighbor.testing.TestCgroup`), an id, or a
+        path; empty if it never waited (as :meth:`RunqProbe.latency`)."""
+        tree = self.cgroup_tree
+        cgroup_id = tree.id_of_any(cgroup)
+        hist = self.histograms().get(cgroup_id)
+        if hist is not None:
+            return hist
+        info = self.cgroup_info(cgroup_id)
+        return CgroupHistogram.empty(cgroup_id, cgroup_path=tree.path(cgroup_id), info=info)
+
+    def forget_removed(self) -> set[int]:
+        """Nothing to forget here: the agent keeps removed cgroups' last
+        counts for its own readers and drops them on its own schedule."""
+        return set()
+
     def blame(self) -> list[Blame]:
         return list(self._window().blame.values())
 

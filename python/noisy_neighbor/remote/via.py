@@ -55,6 +55,9 @@ def _agent(
     cgroups: Iterable[str | int] | None,
     probe_options: dict[str, Any],
 ) -> tuple[AgentClient, str]:
+    # The agent's probe always splits waits by culprit: asking for that is fine.
+    if probe_options.get("attribution") is True:
+        probe_options = {k: v for k, v in probe_options.items() if k != "attribution"}
     foreign = sorted(set(probe_options) - _LOCAL_OPTIONS)
     if foreign:
         raise ValueError(

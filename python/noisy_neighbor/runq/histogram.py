@@ -62,6 +62,14 @@ class CgroupHistogram:
         buckets = np.asarray(buckets, dtype=np.uint64)
         return cls(cgroup_id, fine_buckets.log2_slots(buckets), buckets=buckets, **fields)
 
+    @classmethod
+    def empty(cls, cgroup_id: int, **fields: Any) -> CgroupHistogram:
+        """A cgroup that never waited: no waits, percentiles NaN."""
+        zeros = np.zeros(fine_buckets.BUCKETS, dtype=np.uint64)
+        return cls.from_buckets(
+            cgroup_id, zeros, count=0, total_ns=0, wall_ns=0, max_ns=0, **fields
+        )
+
     def bucket_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """``(lower, upper)`` ns of each fine bucket: see
         :func:`noisy_neighbor.fine_buckets.bucket_bounds`."""

@@ -13,8 +13,6 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import numpy as np
-
 from .._native import runq_plan
 from ..checks import check_int
 from ..errors import CgroupNotFoundError, ProbeStateError
@@ -345,23 +343,12 @@ class RunqProbe(Lifecycle):
         cgroup that never waited gets an empty histogram (percentiles NaN)."""
         self._started()  # raises if never started
         assert self._tree is not None and self._resolver is not None
-        if isinstance(cgroup, str):
-            cgroup_id = self._tree.id_of(cgroup)
-        else:
-            cgroup_id = int(getattr(cgroup, "id", cgroup))
+        cgroup_id = self._tree.id_of_any(cgroup)
         hist = self.histograms().get(cgroup_id)
         if hist is not None:
             return hist
-        return CgroupHistogram.from_buckets(
-            cgroup_id,
-            np.zeros(wire.HIST_BUCKETS, dtype=np.uint64),
-            count=0,
-            total_ns=0,
-            wall_ns=0,
-            max_ns=0,
-            cgroup_path=self._tree.path(cgroup_id),
-            info=self._resolver.resolve(cgroup_id),
-        )
+        info = self._resolver.resolve(cgroup_id)
+        return CgroupHistogram.empty(cgroup_id, cgroup_path=self._tree.path(cgroup_id), info=info)
 
     def _attribution(self) -> Plugin:
         plugin = self._started()

@@ -6,16 +6,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .histogram import CgroupHistogram
 from .verdicts import NoisyNeighborReport, Thresholds, from_histograms
 from .wire import Blame, SwitchOuts
 
-if TYPE_CHECKING:
-    from .probe import RunqProbe
+__all__ = ["Readable", "Reading"]
 
-__all__ = ["Reading"]
+
+class Readable(Protocol):
+    """What can be read: a :class:`RunqProbe`, or the node agent's probe
+    through a socket client."""
+
+    def histograms(self) -> dict[int, CgroupHistogram]: ...
+    def blame(self) -> list[Blame]: ...
+    def switch_outs(self) -> list[SwitchOuts]: ...
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,7 @@ class Reading:
     outs: dict[int, SwitchOuts]
 
     @classmethod
-    def of(cls, probe: RunqProbe) -> Reading:
+    def of(cls, probe: Readable) -> Reading:
         """Reads the probe (which needs ``attribution=True``). Removed
         cgroups' last counts are in it; the caller forgets them once used."""
         return cls(

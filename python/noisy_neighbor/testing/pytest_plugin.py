@@ -32,6 +32,8 @@ from typing import Any, Callable
 import pytest
 
 from ..host.privileges import bpf_unavailable_reason
+from ..remote.client import AgentClient
+from ..remote.via import runq_source
 from ..runq.histogram import CgroupHistogram
 from ..runq.probe import RunqProbe
 from .workloads import CPU_HOG, TestCgroup
@@ -171,10 +173,12 @@ def cpu_hog() -> Iterator[Callable[..., list[subprocess.Popen[bytes]]]]:
 
 
 @pytest.fixture
-def runq_probe(request: pytest.FixtureRequest) -> Iterator[RunqProbe]:
+def runq_probe(request: pytest.FixtureRequest) -> Iterator[RunqProbe | AgentClient]:
     """A run-queue probe attached for the test's body and detached after it,
-    with attribution on, so ``runq_probe.report()`` gives verdicts."""
-    probe = RunqProbe(attribution=True)
+    with attribution on, so ``runq_probe.report()`` gives verdicts. Where
+    this process may not load BPF, the node agent's probe over its socket
+    (``$NN_AGENT_SOCKET``), read for the test's body alike."""
+    probe, _ = runq_source("auto", stream=False, cgroups=None, attribution=True)
     probe.start()
     try:
         yield probe

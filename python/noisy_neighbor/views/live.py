@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from ..analysis.intervals import IntervalReports
 from ..checks import check_seconds
+from ..remote.client import AgentClient
 from ..runq.histogram import CgroupHistogram
 from ..runq.probe import RunqProbe
 from ..runq.verdicts import NoisyNeighborReport
@@ -71,15 +72,18 @@ def _text(rows: list[dict], title: str) -> str:
 
 
 def live_view(
-    probe: RunqProbe, interval: float = 1.0, count: int | None = None, rows: int = 10
+    probe: RunqProbe | AgentClient, interval: float = 1.0, count: int | None = None, rows: int = 10
 ) -> None:
     """Shows the busiest cgroups of each interval, updated in place in a
     notebook (printed otherwise), until ``count`` updates or Ctrl-C (with
     ``attribution=True``, with culprits and verdicts). Starts the probe if it
     is not running, and then stops it again on the way out. Exported as
     ``noisy_neighbor.live``."""
-    if not isinstance(probe, RunqProbe):
-        raise TypeError(f"live() shows a RunqProbe, got {probe!r}: nn.live(nn.RunqProbe())")
+    if not isinstance(probe, (RunqProbe, AgentClient)):
+        raise TypeError(
+            f"live() shows a RunqProbe or an agent's client, got {probe!r}: "
+            "nn.live(nn.RunqProbe()), or nn.live(nn.connect()) without root"
+        )
     interval = check_seconds("interval", interval)
     started_here = not probe.running
     if started_here:
