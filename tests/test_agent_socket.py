@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import pytest
 
 import noisy_neighbor as nn
 from noisy_neighbor.remote import wire
-from noisy_neighbor.testing import request_loop
+from noisy_neighbor.testing import AgentProcess, request_loop
 
 pytestmark = pytest.mark.needs_bpf
 
@@ -97,7 +96,7 @@ class User:
 class Agent:
     socket: str
     group: str
-    process: subprocess.Popen
+    process: AgentProcess
 
 
 @pytest.fixture(scope="module")
@@ -145,41 +144,17 @@ def accounts(place: Path) -> Iterator[tuple[str, User, User]]:
 def agent(place: Path, accounts: tuple[str, User, User]) -> Iterator[Agent]:
     group = accounts[0]
     path = str(place / "agent.sock")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "noisy_neighbor",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--socket",
-            path,
-            "--socket-group",
-            group,
-            "--stream-queue",
-            str(STREAM_QUEUE),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    process = AgentProcess(
+        "--socket", path, "--socket-group", group, "--stream-queue", str(STREAM_QUEUE)
     )
     try:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(path):
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"the agent did not open its socket: {process.communicate()[0]}")
-            time.sleep(0.1)
         yield Agent(path, group, process)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        status, log = process.stop()
+    assert status == 0, log
     assert not os.path.exists(path), "the agent left its socket behind"
+    # It logged who asked for what.
+    assert f"uid {accounts[2].uid} " in log and "asked for reading" in log
 
 
 def test_the_socket_is_the_groups_only(agent: Agent) -> None:

@@ -20,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from importlib.metadata import version
 from pathlib import Path
@@ -309,12 +310,25 @@ def test_the_systemd_unit_serves_what_the_scrape_config_scrapes() -> None:
     assert targets == [f"localhost:{PORT}"]
 
 
+def _commented_socket_args() -> list[str]:
+    """The DaemonSet's commented-out args with the socket, as YAML."""
+    text = (DEPLOY / "kubernetes" / "daemonset.yaml").read_text()
+    found = re.search(r"^\s*# args: (\[.*?\])$", text, re.M | re.S)
+    assert found is not None, "the DaemonSet no longer shows how to serve the socket"
+    return yaml.safe_load(re.sub(r"\n\s*#", "", found.group(1)))
+
+
 def test_the_deployments_command_lines_parse() -> None:
     """With the agent's own parser, so that an option renamed or removed
     there cannot go unnoticed here."""
     parser = build_parser()
     (exec_start,) = _unit_directives()["ExecStart"]
-    for argv in (_agent_container()["args"], shlex.split(exec_start)[1:]):
+    deployments = (
+        _agent_container()["args"],
+        shlex.split(exec_start)[1:],
+        _commented_socket_args(),
+    )
+    for argv in deployments:
         args = parser.parse_args(argv)
         assert args.command == "serve"
         assert args.listen[1] == PORT
@@ -388,3 +402,59 @@ def test_the_agent_serves_every_metric_with_only_the_granted_capabilities(deploy
         suffixes = ("_bucket", "_sum", "_count") if kind == "histogram" else ("",)
         served |= {name + suffix for suffix in suffixes}
     assert served >= EXPORTED, EXPORTED - served
+
+
+@pytest.mark.needs_bpf
+def test_the_units_socket_works_with_only_the_units_capabilities(tmp_path) -> None:
+    """The unit's socket options, its bounding set, and its socket group as
+    a supplementary group (SupplementaryGroups=): the agent gives the socket
+    to that group without CAP_CHOWN, and a client reads through it."""
+    import secrets
+
+    import noisy_neighbor as nn
+
+    setpriv = _tool("setpriv", "util-linux")
+    (exec_start,) = _unit_directives()["ExecStart"]
+    argv = shlex.split(exec_start)
+    assert argv[argv.index("--socket-group") + 1] == _unit_directives()["SupplementaryGroups"][0]
+    group = f"nnunit{secrets.token_hex(3)}"
+    subprocess.run(["groupadd", group], check=True)
+    try:
+        gid = int(subprocess.check_output(["getent", "group", group], text=True).split(":")[2])
+        socket_path = str(tmp_path / "agent.sock")
+        keep = ",".join("+" + name for name in _granted_capabilities()["systemd"])
+        serve = [sys.executable, "-m", "noisy_neighbor", "serve", "--listen", "127.0.0.1:0"]
+        process = subprocess.Popen(
+            [
+                setpriv,
+                "--inh-caps=-all",
+                "--ambient-caps=-all",
+                f"--bounding-set=-all,{keep}",
+                f"--groups={gid}",
+                "--",
+                *serve,
+                "--socket",
+                socket_path,
+                "--socket-group",
+                group,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            line = process.stdout.readline() if process.stdout else ""
+            info = os.stat(socket_path) if "metrics" in line else None
+            if info is not None:
+                with nn.connect(socket_path) as client:
+                    time.sleep(0.2)
+                    client.histograms()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=30)
+    finally:
+        subprocess.run(["groupdel", group], check=False)
+    assert info is not None, f"the agent did not start: {line!r}\n{err[-2000:]}"
+    assert (info.st_mode & 0o777, info.st_gid) == (0o660, gid)
+    assert process.returncode == 0, err[-2000:]

@@ -48,20 +48,33 @@ MAX_SCRIPT_SECONDS = 60.0
 
 
 def group_id(name: str) -> int:
+    """A group's id from its name, or a number as it is (a container's
+    /etc/group does not know the node's groups)."""
+    if name.isdigit():
+        return int(name)
     try:
         return grp.getgrnam(name).gr_gid
     except KeyError:
         raise ValueError(
             f"group {name!r} does not exist: create it (groupadd {name}) and add the "
-            "analysts who may read the agent (usermod -aG {name} USER), or name another "
-            "with --socket-group"
+            f"analysts who may read the agent (usermod -aG {name} USER), or name another "
+            "with --socket-group (a name or a number)"
         ) from None
 
 
-def _groups_of(pid: int, gid: int) -> set[int]:
-    """The groups a connected process holds (its supplementary groups as the
-    kernel sees them, not as /etc/group says)."""
+#: The peer's groups as it held them when it connected (Linux 4.13+).
+_SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)
+
+
+def _groups_of(conn: socket.socket, pid: int, gid: int) -> set[int]:
+    """The groups a connected process holds, as the kernel saw them at
+    connect(); from /proc if the socket cannot say (more than 255 groups),
+    which a unit with ProtectProc=invisible hides."""
     groups = {gid}
+    with contextlib.suppress(OSError):
+        raw = conn.getsockopt(socket.SOL_SOCKET, _SO_PEERGROUPS, 1024)
+        groups.update(struct.unpack(f"{len(raw) // 4}I", raw[: len(raw) // 4 * 4]))
+        return groups
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("Groups:"):
@@ -105,7 +118,16 @@ class SocketServer:
             listener.bind(self.path)
         finally:
             os.umask(old_umask)
-        os.chown(self.path, 0, self.gid)
+        try:
+            os.chown(self.path, -1, self.gid)
+        except PermissionError:
+            listener.close()
+            os.unlink(self.path)
+            raise PermissionError(
+                f"cannot give {self.path} to group {self.gid}: the agent needs CAP_CHOWN, or "
+                "to be a member of that group (SupplementaryGroups= in a systemd unit, "
+                "supplementalGroups in a pod)"
+            ) from None
         os.chmod(self.path, 0o660)
         listener.listen(128)
         self._listener = listener
@@ -161,7 +183,7 @@ class SocketServer:
             pid, uid, gid = struct.unpack(
                 "3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
             )
-            groups = _groups_of(pid, gid)
+            groups = _groups_of(conn, pid, gid)
             client = f"uid {uid} (pid {pid})"
             conn.settimeout(IDLE_TIMEOUT_S)
             reader, writer = conn.makefile("rb"), conn.makefile("wb")

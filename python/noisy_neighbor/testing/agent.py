@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.request
 
 __all__ = ["AgentProcess"]
@@ -18,19 +19,23 @@ class AgentProcess:
     listens (the port it was given is in its first line of output)."""
 
     def __init__(self, *args: str) -> None:
+        # Its log goes to a file, not a pipe: a pipe nobody reads fills up
+        # (64 KiB, a few hundred socket requests logged) and the agent's
+        # threads would block on their next log line.
+        self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed with this object)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "noisy_neighbor", "serve", "--listen", "127.0.0.1:0", *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._log,
             text=True,
         )
         line = self.process.stdout.readline() if self.process.stdout else ""
         found = re.search(r"http://([\d.]+):(\d+)/metrics", line)
         if found is None:
             self.process.kill()
-            _, err = self.process.communicate(timeout=10)
-            raise RuntimeError(f"the agent did not start: {line!r} {err[-2000:]}")
+            self.process.communicate(timeout=10)
+            raise RuntimeError(f"the agent did not start: {line!r} {self.log()[-2000:]}")
         self.port = int(found.group(2))
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -41,9 +46,17 @@ class AgentProcess:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             return answer.read().decode()
 
+    def log(self) -> str:
+        """What it wrote to stderr so far."""
+        self._log.seek(0)
+        return self._log.read()
+
+    def __del__(self) -> None:
+        self._log.close()
+
     def stop(self, timeout: float = 60) -> tuple[int, str]:
         """SIGTERM (unless it has exited), then its exit status and stderr."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        _, err = self.process.communicate(timeout=timeout)
-        return self.process.returncode, err
+        self.process.communicate(timeout=timeout)
+        return self.process.returncode, self.log()
