@@ -22,6 +22,7 @@ import queue
 import socket
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -154,8 +155,14 @@ class SocketServer:
         while not self._closing.is_set():
             try:
                 conn, _ = self._listener.accept()
-            except OSError:
-                return
+            except OSError as err:
+                if self._closing.is_set():
+                    return
+                # Out of descriptors or memory: the agent goes on, the
+                # socket answers again once clients leave.
+                log.warning("cannot accept a client now: %s", err)
+                time.sleep(1.0)
+                continue
             with self._lock:
                 full = self.clients >= MAX_CLIENTS
                 if not full:

@@ -176,10 +176,21 @@ class AgentClient(Lifecycle):
         self.stop()
         self._channel.close()
 
+    def _ask(self, op: str, answers: int = 1, **fields: Any) -> list[tuple[Any, dict[str, Any]]]:
+        """A request, on a new connection if the agent closed the old one
+        (it closes connections idle for 10 minutes; a notebook's window may
+        be longer). Requests carry no state, so asking again is safe."""
+        try:
+            return self._channel.ask(op, answers, **fields)
+        except (OSError, wire.WireError):
+            self._channel.close()
+            self._channel = _Channel(self.path, self._timeout)
+            return self._channel.ask(op, answers, **fields)
+
     # -- readings --------------------------------------------------------------------
 
     def _read(self) -> Reading:
-        answers = self._channel.ask("reading", answers=3)
+        answers = self._ask("reading", answers=3)
         hists = wire.decode_histograms(answers[0][0])
         blame = wire.decode_blame(answers[1][0])
         outs = wire.decode_switch_outs(answers[2][0])
@@ -256,7 +267,7 @@ class AgentClient(Lifecycle):
         ``stream_*``), and this client's: ``batched_events`` received,
         ``dropped_batch_events`` the agent dropped for this client (it was
         not keeping up) and those dropped here (``batches()`` not called)."""
-        (_, meta), *_ = self._channel.ask("stats")
+        (_, meta), *_ = self._ask("stats")
         counters = dict(meta.get("stats", {}))
         agent_dropped = self._stream_counters.get("dropped_events", 0)
         counters.update(
@@ -271,9 +282,7 @@ class AgentClient(Lifecycle):
         most 60) and returns its text as bpftrace prints it. Needs the
         agent's ``--allow-programs`` group: a tracing program can read any
         kernel memory, so that grant is root-equivalent for reading."""
-        (_, meta), *_ = self._channel.ask(
-            "trace", program=program, params=list(params), seconds=seconds
-        )
+        (_, meta), *_ = self._ask("trace", program=program, params=list(params), seconds=seconds)
         return str(meta.get("text", ""))
 
     # -- the stream ----------------------------------------------------------------------
