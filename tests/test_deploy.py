@@ -50,6 +50,7 @@ EXPORTED = {
     "noisy_neighbor_cpu_throttled_seconds_total",
     "noisy_neighbor_verdict",
     "noisy_neighbor_lost_total",
+    "noisy_neighbor_agent_errors_total",
     "noisy_neighbor_build_info",
 }
 #: Labels of those series: the cgroup's, the culprit's, and one per family.
@@ -57,7 +58,7 @@ CGROUP_LABELS = {"cgroup", "service", "container", "container_id", "pod", "names
 LABELS = (
     CGROUP_LABELS
     | {"culprit_" + name for name in CGROUP_LABELS}
-    | {"le", "cause", "kind", "reason", "version", "method", "kernel"}
+    | {"le", "cause", "kind", "reason", "where", "version", "method", "kernel"}
 )
 #: Labels Prometheus adds: the target's, and the node the PodMonitor adds.
 TARGET_LABELS = {"job", "instance", "node"}

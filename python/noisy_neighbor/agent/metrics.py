@@ -19,7 +19,7 @@ kernel's own account (schedstat's run_delay).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,7 +37,7 @@ from .exposition import Family, format_value, label_set
 if TYPE_CHECKING:
     from .ledger import Ledger
 
-__all__ = ["BUCKET_SLOTS", "LOSS_COUNTERS", "families"]
+__all__ = ["AGENT_ERRORS", "BUCKET_SLOTS", "LOSS_COUNTERS", "families"]
 
 #: The kernel buckets shown, by slot: 2**10 - 1 ns (~1 us) to 2**35 - 1 ns (~34 s).
 BUCKET_SLOTS = range(9, 35)
@@ -56,6 +56,8 @@ LOSS_COUNTERS = (
     "undecoded_records",
     "ring_errors",
 )
+#: Where the agent counts its own failures (``noisy_neighbor_agent_errors_total``).
+AGENT_ERRORS = ("recording", "tick")
 _CULPRIT_NAMES = {IDLE: "idle", UNTRACKED: "untracked", OTHER: "other"}
 
 
@@ -73,10 +75,15 @@ def cgroup_labels(info: CgroupInfo | None, path: str | None, prefix: str = "") -
     return label_set(pairs)[1:-1]
 
 
-def families(ledger: Ledger, throttled: Callable[[str], int | None] | None = None) -> list[Family]:
+def families(
+    ledger: Ledger,
+    throttled: Callable[[str], int | None] | None = None,
+    errors: Mapping[str, int] | None = None,
+) -> list[Family]:
     """Every family, from the ledger's latest reading (call ``update()`` first).
     ``throttled`` reads a cgroup's throttled ns by path (a long-lived
-    :class:`ThrottleReader` saves re-reading cgroups without a CPU controller)."""
+    :class:`ThrottleReader` saves re-reading cgroups without a CPU controller);
+    ``errors`` counts the agent's own failures by where they happened."""
     now = ledger.clock()
     if throttled is None:
         throttled = ThrottleReader(ledger.probe.cgroup_tree.mount)
@@ -159,7 +166,7 @@ def families(ledger: Ledger, throttled: Callable[[str], int | None] | None = Non
         outs,
         throttle,
         verdict,
-        *_agent_families(ledger),
+        *_agent_families(ledger, errors or {}),
     ]
 
 
@@ -202,7 +209,16 @@ def _culprit_labels(ledger: Ledger, culprit: int) -> str:
     return cgroup_labels(info, info.path or f"cgroup {culprit}", "culprit_")
 
 
-def _agent_families(ledger: Ledger) -> Iterator[Family]:
+def _agent_families(ledger: Ledger, errors: Mapping[str, int]) -> Iterator[Family]:
+    failures = Family(
+        "noisy_neighbor_agent_errors",
+        "counter",
+        "The agent's own failures, by where: a recording not written (a full disk; "
+        "the next one covers its interval), a tick that could not read the probe.",
+    )
+    for where in AGENT_ERRORS:
+        failures.add(f'{{where="{where}"}}', errors.get(where, 0))
+    yield failures
     lost = Family(
         "noisy_neighbor_lost",
         "counter",

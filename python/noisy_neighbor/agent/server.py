@@ -3,7 +3,8 @@ by a ledger; ``GET /metrics`` reads the kernel's maps at scrape time and
 answers in the format the scraper asked for; ``GET /healthz`` says whether
 the probe is attached. A tick reads the probe between scrapes when a
 verdict window closes, a recording is due, or removed cgroups need reaping.
-SIGTERM and SIGINT detach the probe, flush the recording and exit 0.
+SIGTERM, SIGINT and SIGHUP detach the probe, flush the recording and exit 0;
+one that comes again during the flush changes nothing.
 
 One lock serialises every reading of the probe (scrapes, ticks, shutdown):
 the ledger turns successive readings into counters, so two must never
@@ -39,6 +40,11 @@ log = logging.getLogger(__name__)
 
 #: How often the main loop looks whether a window or a recording is due.
 _TICK_S = 1.0
+#: Connections served at once, and how long one may stay silent.
+_MAX_CONNECTIONS = 64
+_CONNECTION_TIMEOUT_S = 5.0
+#: Signals that end the agent, each with a last reading and recording.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 #: Longest time between two readings of the probe, scraped or not: each
 #: reading reaps removed cgroups from the kernel's maps, so --max-cgroups
 #: must hold the live cgroups plus those made in this many seconds. A
@@ -88,6 +94,9 @@ class Agent:
         self.ledger: Ledger | None = None
         self._recorded: Reading | None = None
         self._recorded_at = 0.0
+        #: the agent's own failures by where (noisy_neighbor_agent_errors_total)
+        self.errors: dict[str, int] = {}
+        self._last_error: dict[str, str] = {}
 
     def start(self) -> None:
         self.probe.start()
@@ -111,7 +120,8 @@ class Agent:
                 return None
             self.ledger.update()
             body = render(
-                families(self.ledger, self.throttled), openmetrics=content_type == OPENMETRICS
+                families(self.ledger, self.throttled, self.errors),
+                openmetrics=content_type == OPENMETRICS,
             )
         return body, content_type
 
@@ -134,13 +144,30 @@ class Agent:
             if self.recorder is not None and record_due:
                 self._record()
 
+    def failed(self, where: str, err: BaseException) -> None:
+        """Counts one of the agent's own failures; logs it when it is new
+        (a full disk fails every interval: one line, not one a second)."""
+        self.errors[where] = self.errors.get(where, 0) + 1
+        kind = f"{type(err).__name__} {getattr(err, 'errno', '')}"  # not the file named
+        if self._last_error.get(where) != kind:
+            self._last_error[where] = kind
+            log.warning("%s failed (counted in noisy_neighbor_agent_errors_total): %s", where, err)
+
     def _record(self) -> None:
+        """Writes the interval since the last written one. A write that fails
+        (a full disk) fails alone: the next one covers both intervals."""
         assert self.ledger is not None and self.recorder is not None
         now = time.time()
         reading = self.ledger.reading
         if self._recorded is not None:
             interval = reading.since(self._recorded)
-            self.recorder.write(self.ledger, interval, now - self._recorded_at, now)
+            try:
+                self.recorder.write(self.ledger, interval, now - self._recorded_at, now)
+            except OSError as err:
+                self.failed("recording", err)
+                return
+            if self._last_error.pop("recording", None) is not None:
+                log.warning("recording again after %d failures", self.errors["recording"])
         self._recorded, self._recorded_at = reading, now
 
     def stop(self) -> None:
@@ -150,13 +177,23 @@ class Agent:
                 self.ledger.update()
                 if self.recorder is not None:
                     self._record()
-                    self.recorder.close()
+                    try:
+                        self.recorder.close()
+                    except OSError as err:
+                        self.failed("recording", err)
             self.probe.close()
 
 
 def _handler(agent: Agent) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "noisy-neighbor"
+        # A connection that sends no request, or reads no answer, for this
+        # long is closed: idle connections cannot pile up.
+        timeout = _CONNECTION_TIMEOUT_S
+
+        def do_HEAD(self) -> None:  # the name http.server calls
+            self._head_only = True
+            self.do_GET()
 
         def do_GET(self) -> None:  # the name http.server calls
             path = self.path.split("?", 1)[0]
@@ -182,11 +219,15 @@ def _handler(agent: Agent) -> type[BaseHTTPRequestHandler]:
                 self._send(404, b"not found: try /metrics or /healthz\n", "text/plain")
 
         def _send(self, code: int, body: bytes, content_type: str) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if not getattr(self, "_head_only", False):
+                    self.wfile.write(body)
+            except (ConnectionError, TimeoutError):
+                pass  # the scraper left (or stalled): nothing to tell it
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("%s " + format, self.address_string(), *args)
@@ -195,8 +236,42 @@ def _handler(agent: Agent) -> type[BaseHTTPRequestHandler]:
 
 
 class _Server(ThreadingHTTPServer):
+    """At most _MAX_CONNECTIONS handled at once; the next ones wait in the
+    kernel's listen backlog (not refused) until one ends. So a flood of
+    idle connections holds threads for _CONNECTION_TIMEOUT_S at most, and
+    never the agent's file descriptors."""
+
     # A scrape in flight never holds up the exit.
     daemon_threads = True
+    request_queue_size = 1024
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._slots = threading.BoundedSemaphore(_MAX_CONNECTIONS)
+        self.closing = threading.Event()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        while not self._slots.acquire(timeout=0.5):
+            if self.closing.is_set():
+                self.shutdown_request(request)
+                return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up or stalls is routine, not a traceback.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Server6(_Server):
@@ -228,8 +303,10 @@ def serve(options: AgentOptions, *, out: Any = None) -> int:
             "(another agent on that port? pick another --listen)"
         ) from None
     sockets = None
-    try:
-        with _stopping_on([signal.SIGTERM, signal.SIGINT]) as stop:
+    # The handlers stay until the last recording is written: a second
+    # SIGTERM (or SIGHUP) during the flush only repeats the request.
+    with _stopping_on(_STOP_SIGNALS) as stop:
+        try:
             agent.start()
             if options.socket:
                 from .socket_server import SocketServer
@@ -260,11 +337,18 @@ def serve(options: AgentOptions, *, out: Any = None) -> int:
             )
             threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
             while not stop.wait(_TICK_S):
-                agent.tick()
+                try:
+                    agent.tick()
+                except (OSError, NoisyNeighborError) as err:
+                    # Out of descriptors, a cgroup read that failed: this
+                    # tick fails, the agent goes on.
+                    agent.failed("tick", err)
+            server.closing.set()
             server.shutdown()
-    finally:
-        if sockets is not None:
-            sockets.close()
-        agent.stop()
-        server.server_close()
+        finally:
+            server.closing.set()
+            if sockets is not None:
+                sockets.close()
+            agent.stop()
+            server.server_close()
     return 0
