@@ -20,7 +20,8 @@ APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config bpftool libbpf-dev \
   docker.io podman busybox-static prometheus systemd bpftrace
 STAMPS := .stamps
 
-.PHONY: run test deps build lint rust-test py-test bench clean wheel wheel-test kernel-matrix
+.PHONY: run test deps build lint rust-test py-test bench clean wheel wheel-test kernel-matrix \
+  deploy-manifests
 
 $(STAMPS):
 	@mkdir -p $@
@@ -82,6 +83,11 @@ py-test: build $(STAMPS)/node-client
 	$(PY) -m pytest
 
 test: lint rust-test py-test
+
+# The PrometheusRule and the dashboard's ConfigMap, from the rules and the
+# dashboard they carry (tests/test_deploy.py fails when they are stale).
+deploy-manifests: $(STAMPS)/venv
+	$(PY) deploy/kubernetes/generate.py
 
 # The real-kernel tests that matter inside Debian's cloud kernels 6.1 and 6.12,
 # booted under qemu (fetched with apt-get download and unpacked into .cache/;

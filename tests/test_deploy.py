@@ -239,6 +239,17 @@ def test_the_kubernetes_manifests_name_and_place_every_object() -> None:
                 assert doc["metadata"]["namespace"] == "noisy-neighbor", name
 
 
+def test_the_operator_and_sidecar_objects_carry_the_rules_and_dashboard_as_they_are() -> None:
+    generate = subprocess.run(
+        [sys.executable, str(KUBERNETES / "generate.py"), "--check"], capture_output=True, text=True
+    )
+    assert generate.returncode == 0, generate.stderr
+    assert _one("PrometheusRule")["spec"]["groups"] == _rules()["groups"]
+    configmap = _one("ConfigMap")
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(configmap["data"]["noisy-neighbor.json"]) == json.loads(DASHBOARD.read_text())
+
+
 def test_the_daemonset_serves_where_the_service_and_podmonitor_look() -> None:
     daemonset, service, monitor = _one("DaemonSet"), _one("Service"), _one("PodMonitor")
     pod = daemonset["spec"]["template"]
