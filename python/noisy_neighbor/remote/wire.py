@@ -125,7 +125,7 @@ def event_columns(batch: Any) -> dict[str, np.ndarray]:
     pa = pyarrow()
     return {
         name: column.to_numpy(zero_copy_only=not pa.types.is_boolean(column.type))
-        for name, column in zip(batch.schema.names, batch.columns, strict=True)
+        for name, column in zip(batch.schema.names, batch.columns)
     }
 
 

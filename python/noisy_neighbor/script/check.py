@@ -198,8 +198,7 @@ class Checker(ExprChecker, CallChecker, ValueChecker):
             and len(previous.fields) == len(value.fields)
         ):
             fields = tuple(
-                self.unify(p, v, loc, prefix, holder)
-                for p, v in zip(previous.fields, value.fields, strict=True)
+                self.unify(p, v, loc, prefix, holder) for p, v in zip(previous.fields, value.fields)
             )
             return SizedType(Kind.TUPLE, fields=fields)
         if previous.kind is Kind.BUFFER and value.kind is Kind.BUFFER:
@@ -233,7 +232,7 @@ class Checker(ExprChecker, CallChecker, ValueChecker):
             info.key_types = keys
             info.key_names = tuple(expression_name(key, i) for i, key in enumerate(node.keys))
         elif len(info.key_types) != len(keys) or not all(
-            self.same_key_kind(a, b) for a, b in zip(info.key_types, keys, strict=True)
+            self.same_key_kind(a, b) for a, b in zip(info.key_types, keys)
         ):
             have = ", ".join(t.name for t in keys)
             want = ", ".join(t.name for t in info.key_types)
@@ -245,7 +244,7 @@ class Checker(ExprChecker, CallChecker, ValueChecker):
         else:
             info.key_types = tuple(
                 self.unify(a, b, node.loc, f"Key type mismatch for {node.name}", "map")
-                for a, b in zip(info.key_types, keys, strict=True)
+                for a, b in zip(info.key_types, keys)
             )
         return info
 

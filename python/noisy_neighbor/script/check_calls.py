@@ -115,7 +115,7 @@ class CallChecker(CheckerBase):
         if not old:
             return new
         merged = []
-        for a, b in zip(old, new, strict=True):
+        for a, b in zip(old, new):
             if a.kind is Kind.STRING and b.kind is Kind.STRING:
                 merged.append(a if a.size >= b.size else b)
             else:

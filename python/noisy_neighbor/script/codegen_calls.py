@@ -261,7 +261,7 @@ class CallWriter(WriterBase):
         self.line("if (nn_r) {")
         self.line(f"\tnn_r->nn_id = {site.id};")
         if site.kind in ("printf", "system", "cat"):
-            for i, (arg, ty) in enumerate(zip(e.args[1:], site.arg_types, strict=True)):
+            for i, (arg, ty) in enumerate(zip(e.args[1:], site.arg_types)):
                 self.store(f"nn_r->a{i}", ty, arg)
         elif site.kind == "print_value":
             self.store("nn_r->a0", site.arg_types[0], e.args[0])

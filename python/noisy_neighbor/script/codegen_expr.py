@@ -306,7 +306,7 @@ class ExprWriter(WriterBase):
             self.store_string(dest, dest_ty.size, e, fresh)
             return
         if dest_ty.kind is Kind.TUPLE and isinstance(e, ast.Tuple):
-            for i, (field_ty, elem) in enumerate(zip(dest_ty.fields, e.elems, strict=True)):
+            for i, (field_ty, elem) in enumerate(zip(dest_ty.fields, e.elems)):
                 self.store(f"{dest}.e{i}", field_ty, elem, fresh)
             return
         if dest_ty.kind is Kind.TUPLE and ty.kind is Kind.TUPLE and ty != dest_ty:

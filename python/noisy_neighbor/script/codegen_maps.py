@@ -23,7 +23,7 @@ class MapWriter(WriterBase):
         if not key_types and not info.is_bucketed:
             return self.temp("u64", init="0")
         key = self.temp(f"struct nn_key_{info.index}")
-        for i, (expr, ty) in enumerate(zip(node.keys, key_types, strict=True)):
+        for i, (expr, ty) in enumerate(zip(node.keys, key_types)):
             self.store(f"{key}.k{i}", ty, expr, fresh=True)
         if bucket is not None:
             self.line(f"{key}.bucket = {bucket};")

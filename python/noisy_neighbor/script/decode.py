@@ -120,18 +120,15 @@ def column_values(
             column_values(f, columns, _sub(name, f"e{i}"), resolver)
             for i, f in enumerate(ty.fields)
         ]
-        return [tuple(row) for row in zip(*parts, strict=True)] if parts else []
+        return [tuple(row) for row in zip(*parts)] if parts else []
     if kind is Kind.BUFFER:
         lengths = columns[_sub(name, "length")].tolist()
         data = columns[_sub(name, "data")]
-        return [
-            bytes(np.asarray(d).tobytes())[: min(n, ty.size)]
-            for d, n in zip(data, lengths, strict=True)
-        ]
+        return [bytes(np.asarray(d).tobytes())[: min(n, ty.size)] for d, n in zip(data, lengths)]
     if kind is Kind.INET:
         families = columns[_sub(name, "family")].tolist()
         raw = columns[_sub(name, "addr")]
-        return [_inet(f, np.asarray(a).tobytes()) for f, a in zip(families, raw, strict=True)]
+        return [_inet(f, np.asarray(a).tobytes()) for f, a in zip(families, raw)]
     if kind is Kind.MAC:
         raw = columns[_sub(name, "addr")]
         return [":".join(f"{b:02X}" for b in np.asarray(a).tobytes()) for a in raw]
@@ -139,8 +136,8 @@ def column_values(
         addresses = columns[_sub(name, "address")].tolist()
         pids = columns[_sub(name, "pid")].tolist()
         if kind is Kind.USYM:
-            return [resolver.user_symbols.usym(p, a) for a, p in zip(addresses, pids, strict=True)]
-        return [resolver.ustack(_signed(a), p, ty) for a, p in zip(addresses, pids, strict=True)]
+            return [resolver.user_symbols.usym(p, a) for a, p in zip(addresses, pids)]
+        return [resolver.ustack(_signed(a), p, ty) for a, p in zip(addresses, pids)]
     column = columns[name]
     if kind is Kind.STRING:
         return [str(v) for v in column.tolist()]

@@ -27,7 +27,7 @@ def _keys(info: MapInfo, view: MapView, resolver: Resolver) -> list[tuple[Any, .
     if not key_types:
         return [()] * count
     parts = [column_values(ty, view.keys, f"k{i}", resolver) for i, ty in enumerate(key_types)]
-    return [tuple(row) for row in zip(*parts, strict=True)]
+    return [tuple(row) for row in zip(*parts)]
 
 
 def _per_cpu(view: MapView, column: str) -> np.ndarray:
@@ -48,7 +48,7 @@ def snapshot(info: MapInfo, view: MapView, resolver: Resolver) -> MapSnapshot:
         entries = _buckets(info, view, keys)
     elif kind in (Kind.COUNT, Kind.SUM):
         totals = _per_cpu(view, "value").sum(axis=1)
-        entries = list(zip(keys, (int(t) for t in totals), strict=True))
+        entries = list(zip(keys, (int(t) for t in totals)))
     elif kind in (Kind.MIN, Kind.MAX):
         values = _per_cpu(view, "value")
         seen = _per_cpu(view, "set").astype(bool)
@@ -56,17 +56,15 @@ def snapshot(info: MapInfo, view: MapView, resolver: Resolver) -> MapSnapshot:
         fill = np.iinfo(np.int64).max if kind is Kind.MIN else np.iinfo(np.int64).min
         merged = pick(np.where(seen, values, fill), axis=1)
         any_cpu = np.asarray(seen.any(axis=1)).tolist()
-        entries = [
-            (k, int(m)) for k, m, any_seen in zip(keys, merged, any_cpu, strict=True) if any_seen
-        ]
+        entries = [(k, int(m)) for k, m, any_seen in zip(keys, merged, any_cpu) if any_seen]
     elif kind in (Kind.AVG, Kind.STATS):
         totals = _per_cpu(view, "total").sum(axis=1)
         counts = _per_cpu(view, "count").sum(axis=1)
-        entries = [(k, (int(c), int(t))) for k, t, c in zip(keys, totals, counts, strict=True)]
+        entries = [(k, (int(c), int(t))) for k, t, c in zip(keys, totals, counts)]
     else:
         struct_held = kind in (Kind.TUPLE, Kind.BUFFER, Kind.INET, Kind.MAC, Kind.USYM, Kind.USTACK)
         decoded = column_values(value, view.values, "" if struct_held else "value", resolver)
-        entries = list(zip(keys, decoded, strict=True))
+        entries = list(zip(keys, decoded))
     return MapSnapshot(info.name, tuple(info.key_types or ()), value, tuple(entries))
 
 
@@ -83,7 +81,7 @@ def _buckets(
     buckets = np.asarray(view.keys["bucket"]).tolist()
     counts = _per_cpu(view, "value").sum(axis=1).tolist()
     merged: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * size)
-    for key, bucket, count in zip(keys, buckets, counts, strict=True):
+    for key, bucket, count in zip(keys, buckets, counts):
         if 0 <= bucket < size:
             merged[key][bucket] += int(count)
     return list(merged.items())

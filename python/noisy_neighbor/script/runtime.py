@@ -260,7 +260,7 @@ class Script(Lifecycle):
         reads it: ``%d`` of an int64 is int32, ``%lu`` uint64, ``%c`` uint8."""
         pieces = parse_format(site.text).pieces
         named: dict[str, np.ndarray] = {}
-        for i, (ty, name) in enumerate(zip(site.arg_types, site.arg_names, strict=True)):
+        for i, (ty, name) in enumerate(zip(site.arg_types, site.arg_names)):
             key = name if name not in named else f"{name}_{i}"
             if ty.kind.value == "int" and i < len(pieces) and pieces[i].token[-1] in "duoxXpc":
                 token = pieces[i].token
