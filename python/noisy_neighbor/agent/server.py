@@ -14,13 +14,15 @@ interleave. A scrape that arrives during shutdown waits for it, then gets 503.
 from __future__ import annotations
 
 import logging
+import os
+import select
 import signal
 import socket
 import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -278,20 +280,57 @@ class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
+class _StopRequest:
+    """Set by a signal handler, waited on by the main loop. The handler takes
+    no lock: Python runs a handler between any two bytecodes, a second
+    signal's handler inside the first's, and one that took a lock (as
+    ``threading.Event.set`` does) deadlocked there on the lock the first
+    held (SIGTERM twice, 10 ms apart, hung the agent). It sets a flag and
+    writes a byte to a pipe, both safe to repeat at any point."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def __call__(self, *_: Any) -> None:
+        self.requested = True
+        with suppress(OSError):  # a full pipe already says it
+            os.write(self._write, b"x")
+
+    def wait(self, timeout: float) -> bool:
+        """True once requested; else after ``timeout`` s (sooner if it is)."""
+        if not self.requested:
+            with suppress(InterruptedError):
+                select.select([self._read], [], [], timeout)
+        return self.requested
+
+    def close(self) -> None:
+        os.close(self._read)
+        os.close(self._write)
+
+
 @contextmanager
-def _stopping_on(signals: Iterable[signal.Signals]) -> Iterator[threading.Event]:
-    """An event set by any of ``signals`` while inside; handlers restored after."""
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
+def _stopping_on(
+    signals: Iterable[signal.Signals], *, restore: bool = True
+) -> Iterator[_StopRequest]:
+    """A stop request made by any of ``signals`` while inside; after, the
+    handlers before are restored, or (``restore=False``, for a process about
+    to exit) the signals ignored, so one that comes late cannot kill it
+    between its last recording and its exit status."""
+    stop = _StopRequest()
+    previous = {sig: signal.signal(sig, stop) for sig in signals}
     try:
         yield stop
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, handler if restore else signal.SIG_IGN)
+        stop.close()
 
 
-def serve(options: AgentOptions, *, out: Any = None) -> int:
-    """Runs the agent until SIGTERM or SIGINT; returns the exit status."""
+def serve(options: AgentOptions, *, out: Any = None, restore_signals: bool = True) -> int:
+    """Runs the agent until SIGTERM, SIGINT or SIGHUP; returns the exit
+    status. ``restore_signals=False`` (the command line) leaves those
+    signals ignored after, for a process that exits next."""
     out = out or sys.stdout
     agent = Agent(options)
     kind = _Server6 if ":" in options.host else _Server
@@ -305,7 +344,7 @@ def serve(options: AgentOptions, *, out: Any = None) -> int:
     sockets = None
     # The handlers stay until the last recording is written: a second
     # SIGTERM (or SIGHUP) during the flush only repeats the request.
-    with _stopping_on(_STOP_SIGNALS) as stop:
+    with _stopping_on(_STOP_SIGNALS, restore=restore_signals) as stop:
         try:
             agent.start()
             if options.socket:

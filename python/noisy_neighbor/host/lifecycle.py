@@ -56,7 +56,14 @@ def interrupt_stops(stop: Callable[[], None]) -> Iterator[None]:
         yield
         return
 
+    stopping: list[int] = []
+
     def on_interrupt(signum: int, frame: object) -> None:
+        # A second Ctrl-C runs its handler inside the first's stop(), which
+        # may hold a lock: calling stop() again there could deadlock.
+        if stopping:
+            return
+        stopping.append(signum)
         stop()
 
     signal.signal(signal.SIGINT, on_interrupt)

@@ -58,5 +58,11 @@ class AgentProcess:
         """SIGTERM (unless it has exited), then its exit status and stderr."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        self.process.communicate(timeout=timeout)
+        try:
+            self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # Never left running (its probe would fail every test after).
+            self.process.kill()
+            self.process.communicate()
+            raise
         return self.process.returncode, self.log()

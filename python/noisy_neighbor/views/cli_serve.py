@@ -160,5 +160,6 @@ def run_serve(args: argparse.Namespace) -> int:
             socket_group=args.socket_group,
             allow_programs=args.allow_programs,
             stream_queue_batches=args.stream_queue,
-        )
+        ),
+        restore_signals=False,  # the process exits next: a late SIGTERM must not kill it
     )
