@@ -5,6 +5,7 @@ clients in other processes that hold no BPF privilege."""
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import secrets
@@ -158,10 +159,7 @@ def agent(place: Path, accounts: tuple[str, User, User]) -> Iterator[Agent]:
 def test_the_socket_is_the_groups_only(agent: Agent) -> None:
     info = os.stat(agent.socket)
     assert info.st_mode & 0o777 == 0o660
-    assert (info.st_uid, info.st_gid) == (
-        0,
-        int(subprocess.check_output(["getent", "group", agent.group], text=True).split(":")[2]),
-    )
+    assert (info.st_uid, info.st_gid) == (0, grp.getgrnam(agent.group).gr_gid)
 
 
 def test_a_user_outside_the_group_is_refused_with_what_to_do(agent, accounts) -> None:

@@ -12,6 +12,7 @@ meant to be complete (as the BPF tests do). One test runs the real agent with
 only the capabilities each deployment grants, and checks that it serves every
 metric the deploy files use."""
 
+import grp
 import json
 import os
 import re
@@ -374,24 +375,32 @@ def _granted_capabilities() -> dict[str, list[str]]:
     }
 
 
+def _serve_with_only(
+    deployment: str, *setpriv_args: str, serve_args: tuple[str, ...] = ()
+) -> list[str]:
+    """``serve`` on a free loopback port, under setpriv with the bounding set
+    cut to what ``deployment`` grants, and nothing inherited or ambient."""
+    keep = ",".join("+" + name for name in _granted_capabilities()[deployment])
+    return [
+        _tool("setpriv", "util-linux"),
+        "--inh-caps=-all",
+        "--ambient-caps=-all",
+        f"--bounding-set=-all,{keep}",
+        *setpriv_args,
+        "--",
+        *(sys.executable, "-m", "noisy_neighbor", "serve", "--listen", "127.0.0.1:0"),
+        *serve_args,
+    ]
+
+
 @pytest.mark.needs_bpf
 @pytest.mark.parametrize("deployment", ["daemonset", "systemd"])
 def test_the_agent_serves_every_metric_with_only_the_granted_capabilities(deployment) -> None:
     """The bounding set is cut to what the DaemonSet adds or the unit's
     CapabilityBoundingSet= keeps, as in those deployments: the probe must
     attach (/healthz 200), and /metrics must name every family in EXPORTED."""
-    setpriv = _tool("setpriv", "util-linux")
-    keep = ",".join("+" + name for name in _granted_capabilities()[deployment])
-    serve = [sys.executable, "-m", "noisy_neighbor", "serve", "--listen", "127.0.0.1:0"]
     process = subprocess.Popen(
-        [
-            setpriv,
-            "--inh-caps=-all",
-            "--ambient-caps=-all",
-            f"--bounding-set=-all,{keep}",
-            "--",
-            *serve,
-        ],
+        _serve_with_only(deployment),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -429,31 +438,20 @@ def test_the_units_socket_works_with_only_the_units_capabilities(tmp_path) -> No
 
     import noisy_neighbor as nn
 
-    setpriv = _tool("setpriv", "util-linux")
     (exec_start,) = _unit_directives()["ExecStart"]
     argv = shlex.split(exec_start)
     assert argv[argv.index("--socket-group") + 1] == _unit_directives()["SupplementaryGroups"][0]
     group = f"nnunit{secrets.token_hex(3)}"
     subprocess.run(["groupadd", group], check=True)
     try:
-        gid = int(subprocess.check_output(["getent", "group", group], text=True).split(":")[2])
+        gid = grp.getgrnam(group).gr_gid
         socket_path = str(tmp_path / "agent.sock")
-        keep = ",".join("+" + name for name in _granted_capabilities()["systemd"])
-        serve = [sys.executable, "-m", "noisy_neighbor", "serve", "--listen", "127.0.0.1:0"]
         process = subprocess.Popen(
-            [
-                setpriv,
-                "--inh-caps=-all",
-                "--ambient-caps=-all",
-                f"--bounding-set=-all,{keep}",
+            _serve_with_only(
+                "systemd",
                 f"--groups={gid}",
-                "--",
-                *serve,
-                "--socket",
-                socket_path,
-                "--socket-group",
-                group,
-            ],
+                serve_args=("--socket", socket_path, "--socket-group", group),
+            ),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -63,6 +63,18 @@ def _dial(path: str, timeout: float) -> socket.socket:
     return conn
 
 
+def _raise_if_refused(op: str, meta: dict[str, Any]) -> None:
+    """The agent's refusal as the error a user acts on: this client may not
+    be served at all (unavailable), or this one request failed."""
+    if meta.get("ok", False):
+        return
+    kind = str(meta.get("kind", ""))
+    message = f"the agent refused {op}: {meta.get('error')}"
+    if kind in ("permission", "busy", "protocol"):
+        raise AgentUnavailableError(message)
+    raise AgentRequestError(message, kind)
+
+
 class _Channel:
     """One connection: requests out, Arrow answers in."""
 
@@ -76,12 +88,7 @@ class _Channel:
         out = []
         for _ in range(answers):
             table, meta = wire.read_answer(self.reader)
-            if not meta.get("ok", False):
-                kind = str(meta.get("kind", ""))
-                message = f"the agent refused {op}: {meta.get('error')}"
-                if kind in ("permission", "busy", "protocol"):
-                    raise AgentUnavailableError(message)
-                raise AgentRequestError(message, kind)
+            _raise_if_refused(op, meta)
             out.append((table, meta))
         return out
 
@@ -296,16 +303,15 @@ class AgentClient(Lifecycle):
                 ids.extend([cgroup] if isinstance(cgroup, int) else self._tree.subtree_ids(cgroup))
         channel = _Channel(self.path, self._timeout)
         wire.write_request(channel.writer, "subscribe", cgroups=ids)
-        pa = wire.pyarrow()
         try:
-            reader = pa.ipc.open_stream(channel.reader)
-        except (pa.ArrowInvalid, OSError) as err:
+            reader, meta = wire.open_answer(channel.reader)
+            _raise_if_refused("subscribe", meta)
+        except wire.WireError as err:
             channel.close()
             raise AgentUnavailableError(f"the agent did not open a stream: {err}") from None
-        meta = wire.metadata_of(reader.schema)
-        if not meta.get("ok", False):
+        except (AgentUnavailableError, AgentRequestError):
             channel.close()
-            raise AgentUnavailableError(f"the agent refused the stream: {meta.get('error')}")
+            raise
         self._stream_channel = channel
         self._receiver = threading.Thread(
             target=self._receive, args=(reader,), name="nn-agent-stream", daemon=True

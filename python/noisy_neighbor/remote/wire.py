@@ -34,6 +34,7 @@ __all__ = [
     "event_columns",
     "histograms_table",
     "metadata_of",
+    "open_answer",
     "pyarrow",
     "read_answer",
     "read_request",
@@ -103,15 +104,26 @@ def write_answer(out: BinaryIO, table: Any = None, **meta: Any) -> None:
     out.flush()
 
 
-def read_answer(source: BinaryIO) -> tuple[Any, dict[str, Any]]:
-    """The table and the metadata of the next answer."""
+def open_answer(source: BinaryIO) -> tuple[Any, dict[str, Any]]:
+    """A reader of the next answer's batches, and its metadata (all that a
+    stream subscription's answer has before its batches)."""
     pa = pyarrow()
     try:
         reader = pa.ipc.open_stream(source)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise WireError(f"the agent's answer is not an Arrow stream: {err}") from None
+    return reader, metadata_of(reader.schema)
+
+
+def read_answer(source: BinaryIO) -> tuple[Any, dict[str, Any]]:
+    """The table and the metadata of the next answer."""
+    pa = pyarrow()
+    reader, meta = open_answer(source)
+    try:
         table = reader.read_all()
     except (pa.ArrowInvalid, OSError) as err:
         raise WireError(f"the agent's answer is not an Arrow stream: {err}") from None
-    return table, metadata_of(reader.schema)
+    return table, meta
 
 
 def counters_of(custom_metadata: Any) -> dict[str, int]:
